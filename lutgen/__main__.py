@@ -1,0 +1,3 @@
+from lutgen.cli import main
+
+main()

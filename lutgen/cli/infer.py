@@ -1,0 +1,51 @@
+"""``lutgen infer``: apply a .cube file to one image, several images or a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lutgen.cli import app, report_error
+
+
+@app.command()
+def infer(
+    lut_file: Path = typer.Argument(..., help="The .cube file to apply (any Adobe or Resolve .cube)."),
+    images: list[Path] = typer.Argument(..., help="Image files and/or folders of images."),
+    output_path: Path = typer.Option(
+        None, "--output-path", "-o", help="Output file for a single image [default: output.png]."
+    ),
+    output_dir: Path = typer.Option(
+        None, "--output-dir", "-d", help="Folder for the outputs (needed for several images); names are kept."
+    ),
+    strength: float = typer.Option(1.0, help="Blend with the original: 0 leaves it, 1 applies the LUT fully."),
+    interpolation: str = typer.Option("trilinear", help="trilinear (as Resolve/OCIO default) or tetrahedral (as ffmpeg)."),
+    quality: int = typer.Option(95, help="JPEG/WebP quality, 1-100."),
+    device: str = typer.Option(
+        "cpu", help="cpu (compiled kernel, fastest start), cuda, mps, or auto (CUDA, then MPS, then CPU)."
+    ),
+) -> None:
+    """Apply LUT_FILE to IMAGES and write graded copies, keeping bit depth, EXIF and ICC profile."""
+    from tqdm import tqdm
+
+    from lutgen.tasks.infer import infer as run_infer
+
+    def progress(pairs):
+        return tqdm(pairs, unit="image", disable=len(pairs) < 2, leave=False)
+
+    try:
+        result = run_infer(
+            lut_file, images, output_path, output_dir, strength, interpolation, quality, device, progress
+        )
+    except KeyboardInterrupt:
+        report_error("interrupted; the images finished so far are written, none is half-written")
+        raise typer.Exit(130) from None
+    for source, reason in result.failed:
+        report_error(f"skipped {source}: {reason}")
+    if len(result.written) == 1:
+        typer.echo(f"wrote {result.written[0]}")
+    else:
+        typer.echo(f"wrote {len(result.written)} images to {output_dir}")
+    if result.failed:
+        raise typer.Exit(2)

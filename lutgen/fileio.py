@@ -1,0 +1,55 @@
+"""Writing output files so that a crash never leaves a half-written file or touches an input."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from lutgen.errors import LutgenError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The temporary file keeps ``path``'s suffix, so writers that choose a format by extension
+    (Pillow, OpenCV) still do. On any exception, Ctrl-C included, the temporary file is removed
+    and ``path`` is left as it was.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise LutgenError(f"cannot write {path}: it is a folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=parent)
+    except OSError as error:
+        raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def ensure_not_input(output: str | Path, inputs) -> None:
+    """Refuse to write ``output`` when it is one of ``inputs`` (same file on disk)."""
+    out = Path(output)
+    if not out.exists():
+        return
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if out.samefile(source):
+                raise LutgenError(f"refusing to overwrite the input {source}; choose another output path")
