@@ -1,0 +1,353 @@
+"""Applying a :class:`~lutgen.lut.LUT` to pixel arrays on the CPU with Numba.
+
+The one entry point is :func:`apply_lut_array`. Every colour is computed in float64:
+
+1. integer input is normalised (``code / 255`` or ``code / 65535``);
+2. the shaper, if any, maps each channel through its 1D table (linear interpolation, input clamped
+   to the shaper's domain);
+3. the 3D table, if any, is interpolated (trilinear or tetrahedral, input clamped to the table's domain);
+4. the result is blended with the input: ``out = in + strength * (LUT(in) - in)``;
+5. integer output is rounded to the nearest code value (halves up) and clipped to the dtype's range;
+   float output keeps the input's dtype and is not clipped.
+
+For integer images the per-channel steps 1-2 and the table coordinates (cell index and fraction)
+depend on the code value alone, so they are tabulated once (256 or 65536 entries per channel) and
+each pixel costs only the 3D interpolation. A 1D-only LUT on integer images is a plain per-channel
+code-to-code lookup.
+
+Float inputs outside a domain are clamped to it (NaN counts as the domain's minimum).
+
+The kernels run in parallel over pixels on a flattened view of the input, so a call needs memory
+for its output only (plus a copy of the input if that is not C-contiguous). Compiled kernels are
+cached on disk (``cache=True``): only the first call on a machine pays for compilation. This module
+does not import torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from lutgen.errors import OptionError
+from lutgen.lut import LUT
+
+INTERPOLATIONS = ("trilinear", "tetrahedral")
+
+_INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_JIT = dict(cache=True, fastmath=False, nogil=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Scalar helpers (inlined into the kernels)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always", **_JIT)
+def _clamp(x, lo, hi):
+    """``x`` clamped to ``[lo, hi]``; NaN maps to ``lo`` so that it can never index out of bounds."""
+    if not x > lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+@njit(inline="always", **_JIT)
+def _cell(x, lo, scale, n):
+    """Cell index ``i0`` in ``0..n-2`` and fraction ``f`` in ``[0, 1]`` of ``x`` on an ``n``-node axis.
+
+    ``x`` must already be clamped to the axis domain starting at ``lo``; ``scale = (n - 1) / (hi - lo)``.
+    """
+    u = (x - lo) * scale
+    i0 = int(math.floor(u))
+    if i0 > n - 2:
+        i0 = n - 2
+    if i0 < 0:
+        i0 = 0
+    return i0, u - i0
+
+
+@njit(inline="always", **_JIT)
+def _shape(x, shaper, lo, hi, scale, c):
+    """Channel ``c`` of the shaper ``(M, 3)`` at ``x``: linear interpolation, input clamped to ``[lo, hi]``."""
+    j, w = _cell(_clamp(x, lo, hi), lo, scale, shaper.shape[0])
+    return shaper[j, c] + w * (shaper[j + 1, c] - shaper[j, c])
+
+
+@njit(inline="always", **_JIT)
+def _corner_sum(t, q, sg, sb, w000, w100, w010, w110, w001, w101, w011, w111):
+    """The 8 corners of a cell from offset ``q`` in the flattened table ``t``, weighted and summed."""
+    return (w000 * t[q] + w100 * t[q + 3] + w010 * t[q + sg] + w110 * t[q + sg + 3]
+            + w001 * t[q + sb] + w101 * t[q + sb + 3] + w011 * t[q + sg + sb] + w111 * t[q + sg + sb + 3])
+
+
+@njit(inline="always", **_JIT)
+def _trilinear(t, k, sg, sb, fr, fg, fb):
+    """The 3 channels interpolated trilinearly in one cell of the flattened table ``t``.
+
+    ``t`` is a ``(N, N, N, 3)`` table ``[b, g, r, c]`` flattened in C order; ``k`` is the offset of the
+    cell's corner ``000`` and ``sg``, ``sb`` are the offsets of one step in green and blue (red: 3).
+    Each corner's weight is the product of ``f`` or ``1 - f`` along the three axes.
+    """
+    gr = 1.0 - fr
+    gg = 1.0 - fg
+    gb = 1.0 - fb
+    w000 = gr * gg * gb
+    w100 = fr * gg * gb
+    w010 = gr * fg * gb
+    w110 = fr * fg * gb
+    w001 = gr * gg * fb
+    w101 = fr * gg * fb
+    w011 = gr * fg * fb
+    w111 = fr * fg * fb
+    return (
+        _corner_sum(t, k, sg, sb, w000, w100, w010, w110, w001, w101, w011, w111),
+        _corner_sum(t, k + 1, sg, sb, w000, w100, w010, w110, w001, w101, w011, w111),
+        _corner_sum(t, k + 2, sg, sb, w000, w100, w010, w110, w001, w101, w011, w111),
+    )
+
+
+@njit(inline="always", **_JIT)
+def _tetrahedron(fr, fg, fb, sg, sb):
+    """The tetrahedron of a cell holding fractions ``(fr, fg, fb)``: offsets and weights of its corners.
+
+    The 6 tetrahedra share the cell's diagonal ``000``-``111``; the one chosen runs from ``000`` along the
+    axes in decreasing order of their fraction ``f1 >= f2 >= f3``, with weights ``1 - f1, f1 - f2, f2 - f3,
+    f3`` (the scheme of ffmpeg and OpenColorIO). Returns the offsets of the 2nd and 3rd corners (the 1st
+    is 0, the 4th ``3 + sg + sb``) and the 4 weights.
+    """
+    if fr > fg:
+        if fg > fb:  # r > g > b: 000, 100, 110, 111
+            return 3, 3 + sg, 1.0 - fr, fr - fg, fg - fb, fb
+        if fr > fb:  # r > b >= g: 000, 100, 101, 111
+            return 3, 3 + sb, 1.0 - fr, fr - fb, fb - fg, fg
+        # b >= r > g: 000, 001, 101, 111
+        return sb, 3 + sb, 1.0 - fb, fb - fr, fr - fg, fg
+    if fb > fg:  # b > g >= r: 000, 001, 011, 111
+        return sb, sg + sb, 1.0 - fb, fb - fg, fg - fr, fr
+    if fb > fr:  # g >= b > r: 000, 010, 011, 111
+        return sg, sg + sb, 1.0 - fg, fg - fb, fb - fr, fr
+    # g >= r >= b: 000, 010, 110, 111
+    return sg, 3 + sg, 1.0 - fg, fg - fr, fr - fb, fb
+
+
+@njit(inline="always", **_JIT)
+def _tetrahedral(t, k, sg, sb, fr, fg, fb):
+    """The 3 channels interpolated in one tetrahedron of a cell; arguments as for :func:`_trilinear`."""
+    o1, o2, w0, w1, w2, w3 = _tetrahedron(fr, fg, fb, sg, sb)
+    o3 = 3 + sg + sb
+    return (
+        w0 * t[k] + w1 * t[k + o1] + w2 * t[k + o2] + w3 * t[k + o3],
+        w0 * t[k + 1] + w1 * t[k + o1 + 1] + w2 * t[k + o2 + 1] + w3 * t[k + o3 + 1],
+        w0 * t[k + 2] + w1 * t[k + o1 + 2] + w2 * t[k + o2 + 2] + w3 * t[k + o3 + 2],
+    )
+
+
+@njit(inline="always", **_JIT)
+def _interpolate(t, k, sg, sb, fr, fg, fb, tetrahedral):
+    """The 3 channels of the flattened table ``t`` at a point of the cell at offset ``k`` (see :func:`_trilinear`)."""
+    if tetrahedral:
+        return _tetrahedral(t, k, sg, sb, fr, fg, fb)
+    return _trilinear(t, k, sg, sb, fr, fg, fb)
+
+
+@njit(inline="always", **_JIT)
+def _blend(x, y, strength):
+    """``x + strength * (y - x)``, exactly ``y`` at strength 1."""
+    if strength == 1.0:
+        return y
+    return x + strength * (y - x)
+
+
+@njit(inline="always", **_JIT)
+def _to_code(v, maxv):
+    """A normalised value as the nearest code value in ``0..maxv`` (halves round up; NaN gives 0)."""
+    v = v * maxv
+    if not v > 0.0:
+        return 0
+    if v >= maxv:
+        return maxv
+    return int(math.floor(v + 0.5))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-code tables for integer images
+# --------------------------------------------------------------------------------------------
+
+
+@njit(**_JIT)
+def _shaped_codes(maxv, shaper, shaper_lo, shaper_hi, has_shaper):
+    """``(maxv + 1, 3)`` float64: every code value normalised and passed through the shaper, if any."""
+    out = np.empty((maxv + 1, 3))
+    for c in range(3):
+        scale = (shaper.shape[0] - 1) / (shaper_hi[c] - shaper_lo[c])
+        for v in range(maxv + 1):
+            x = v / maxv
+            out[v, c] = _shape(x, shaper, shaper_lo[c], shaper_hi[c], scale, c) if has_shaper else x
+    return out
+
+
+@njit(**_JIT)
+def _code_cells(shaped, lo, hi, n):
+    """Cells of shaped values ``(K, 3)`` on an ``n``-node table: offsets ``(K, 3)`` int64, fractions ``(K, 3)``.
+
+    The offset is the cell index times the channel's stride in the flattened table (3, 3n, 3n^2 for
+    red, green, blue), so that a pixel's cell starts at the sum of its three offsets.
+    """
+    k = shaped.shape[0]
+    offset = np.empty((k, 3), dtype=np.int64)
+    frac = np.empty((k, 3))
+    for c in range(3):
+        scale = (n - 1) / (hi[c] - lo[c])
+        stride = 3 * n**c
+        for v in range(k):
+            i0, f = _cell(_clamp(shaped[v, c], lo[c], hi[c]), lo[c], scale, n)
+            offset[v, c] = i0 * stride
+            frac[v, c] = f
+    return offset, frac
+
+
+@njit(**_JIT)
+def _fill_code_lookup_1d(lookup, shaped, maxv, strength):
+    """Fill ``lookup`` ``(maxv + 1, 3)``, the code-to-code table of a 1D-only LUT blended with ``strength``."""
+    for c in range(3):
+        for v in range(maxv + 1):
+            lookup[v, c] = _to_code(_blend(v / maxv, shaped[v, c], strength), maxv)
+
+
+# --------------------------------------------------------------------------------------------
+# Parallel kernels over flattened pixels (P, 3)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, **_JIT)
+def _apply_codes_3d(pixels, out, offset, frac, t, n, maxv, strength, tetrahedral):
+    """3D table on integer pixels ``(P, 3)``.
+
+    ``offset``/``frac`` ``(maxv + 1, 3)`` are the per-code cells of :func:`_code_cells`, ``t`` the flattened
+    ``n``-node table.
+    """
+    sg = 3 * n
+    sb = 3 * n * n
+    for p in prange(pixels.shape[0]):
+        vr = pixels[p, 0]
+        vg = pixels[p, 1]
+        vb = pixels[p, 2]
+        base = offset[vr, 0] + offset[vg, 1] + offset[vb, 2]
+        fr = frac[vr, 0]
+        fg = frac[vg, 1]
+        fb = frac[vb, 2]
+        y0, y1, y2 = _interpolate(t, base, sg, sb, fr, fg, fb, tetrahedral)
+        out[p, 0] = _to_code(_blend(vr / maxv, y0, strength), maxv)
+        out[p, 1] = _to_code(_blend(vg / maxv, y1, strength), maxv)
+        out[p, 2] = _to_code(_blend(vb / maxv, y2, strength), maxv)
+
+
+@njit(parallel=True, **_JIT)
+def _apply_codes_1d(pixels, out, lookup):
+    """Per-channel code lookup ``(maxv + 1, 3)`` on integer pixels ``(P, 3)``."""
+    for p in prange(pixels.shape[0]):
+        for c in range(3):
+            out[p, c] = lookup[pixels[p, c], c]
+
+
+@njit(parallel=True, **_JIT)
+def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
+                 tetrahedral):
+    """Shaper and/or 3D table on float pixels ``(P, 3)``; ``out`` may be float32 or float64."""
+    m = shaper.shape[0]
+    n = table.shape[0]
+    t = table.ravel()
+    sg = 3 * n
+    sb = 3 * n * n
+    s_scale = np.empty(3)
+    t_scale = np.empty(3)
+    for c in range(3):
+        s_scale[c] = (m - 1) / (shaper_hi[c] - shaper_lo[c])
+        t_scale[c] = (n - 1) / (hi[c] - lo[c])
+    for p in prange(pixels.shape[0]):
+        x0 = np.float64(pixels[p, 0])
+        x1 = np.float64(pixels[p, 1])
+        x2 = np.float64(pixels[p, 2])
+        s0, s1, s2 = x0, x1, x2
+        if has_shaper:
+            s0 = _shape(x0, shaper, shaper_lo[0], shaper_hi[0], s_scale[0], 0)
+            s1 = _shape(x1, shaper, shaper_lo[1], shaper_hi[1], s_scale[1], 1)
+            s2 = _shape(x2, shaper, shaper_lo[2], shaper_hi[2], s_scale[2], 2)
+        if has_table:
+            ir, fr = _cell(_clamp(s0, lo[0], hi[0]), lo[0], t_scale[0], n)
+            ig, fg = _cell(_clamp(s1, lo[1], hi[1]), lo[1], t_scale[1], n)
+            ib, fb = _cell(_clamp(s2, lo[2], hi[2]), lo[2], t_scale[2], n)
+            base = 3 * (ir + n * (ig + n * ib))
+            s0, s1, s2 = _interpolate(t, base, sg, sb, fr, fg, fb, tetrahedral)
+        out[p, 0] = _blend(x0, s0, strength)
+        out[p, 1] = _blend(x1, s1, strength)
+        out[p, 2] = _blend(x2, s2, strength)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def apply_lut_array(
+    pixels: np.ndarray, lut: LUT, interpolation: str = "trilinear", strength: float = 1.0
+) -> np.ndarray:
+    """Apply ``lut`` to every colour of ``pixels`` and return a new array of the same shape and dtype.
+
+    Args:
+        pixels: ``(..., 3)`` RGB array, uint8, uint16, float32 or float64. Integer codes are normalised by
+            255 or 65535; float values are taken as they are (the LUT clamps them to its domains).
+        lut: the LUT (shaper then 3D table; either may be absent, not both).
+        interpolation: ``"trilinear"`` or ``"tetrahedral"`` for the 3D table (the shaper is always linear).
+        strength: blend factor, ``out = in + strength * (LUT(in) - in)``; 0 returns the input, 1 the LUT.
+
+    Returns:
+        ``(..., 3)`` array of the input's dtype: integers rounded to nearest (halves up) and clipped to the
+        dtype's range; floats unclipped.
+
+    Raises:
+        OptionError: unknown ``interpolation`` or non-finite ``strength``.
+        ValueError: ``pixels`` not of shape ``(..., 3)`` or of an unsupported dtype.
+    """
+    if interpolation not in INTERPOLATIONS:
+        raise OptionError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {interpolation!r}")
+    strength = float(strength)
+    if not math.isfinite(strength):
+        raise OptionError(f"strength must be a finite number, not {strength}")
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 0 or pixels.shape[-1] != 3:
+        raise ValueError(f"pixels must have shape (..., 3), not {pixels.shape}")
+    dtype = pixels.dtype
+    if dtype not in _INTEGER_MAX and dtype not in _FLOAT_DTYPES:
+        raise ValueError(f"pixels must be uint8, uint16, float32 or float64, not {dtype}")
+
+    flat = np.ascontiguousarray(pixels).reshape(-1, 3)
+    out = np.empty_like(flat)
+    if flat.shape[0] == 0:
+        return out.reshape(pixels.shape)
+    tetrahedral = interpolation == "tetrahedral"
+    has_shaper = lut.shaper is not None
+    shaper = lut.shaper.table if has_shaper else np.zeros((2, 3))
+    shaper_domain = lut.shaper.domain if has_shaper else lut.domain
+    has_table = lut.table is not None
+    table = lut.table if has_table else np.zeros((2, 2, 2, 3))
+
+    if dtype in _INTEGER_MAX:
+        maxv = _INTEGER_MAX[dtype]
+        shaped = _shaped_codes(maxv, shaper, shaper_domain[0], shaper_domain[1], has_shaper)
+        if has_table:
+            offset, frac = _code_cells(shaped, lut.domain[0], lut.domain[1], table.shape[0])
+            _apply_codes_3d(flat, out, offset, frac, table.ravel(), table.shape[0], maxv, strength, tetrahedral)
+        else:
+            lookup = np.empty((maxv + 1, 3), dtype=dtype)
+            _fill_code_lookup_1d(lookup, shaped, maxv, strength)
+            _apply_codes_1d(flat, out, lookup)
+    else:
+        _apply_float(flat, out, shaper, shaper_domain[0], shaper_domain[1], has_shaper, table, lut.domain[0],
+                     lut.domain[1], has_table, strength, tetrahedral)
+    return out.reshape(pixels.shape)
