@@ -11,7 +11,15 @@ from __future__ import annotations
 
 import itertools
 
+import warnings
+from pathlib import Path
+
 import numpy as np
+import PyOpenColorIO as ocio
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # colour warns that SciPy and Matplotlib are missing
+    import colour
 
 from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
 
@@ -159,3 +167,24 @@ def random_colours(count: int, rng: np.random.Generator, domain=None, margin: fl
     d = _domain(domain)
     width = d[1] - d[0]
     return rng.uniform(d[0] - margin * width, d[1] + margin * width, size=(count, 3))
+
+
+def colour_apply(path: Path, x: np.ndarray) -> np.ndarray:
+    """colour-science's reading and application of the file, with 1D tables clamped."""
+    clamp = {"extrapolator_kwargs": {"method": "Constant"}}
+    loaded = colour.read_LUT(str(path))
+    if isinstance(loaded, colour.LUTSequence):
+        return loaded.apply(x, LUT3x1D=clamp)
+    if isinstance(loaded, colour.LUT3x1D):
+        return loaded.apply(x, **clamp)
+    return loaded.apply(x)
+
+
+def ocio_apply(path: Path, x: np.ndarray) -> np.ndarray:
+    """OpenColorIO's reading and (float32, linear) application of the file."""
+    ocio.ClearAllCaches()
+    transform = ocio.FileTransform(src=str(path), interpolation=ocio.INTERP_LINEAR)
+    processor = ocio.Config.CreateRaw().getProcessor(transform).getDefaultCPUProcessor()
+    pixels = np.ascontiguousarray(x, dtype=np.float32).copy()
+    processor.applyRGB(pixels)
+    return pixels.astype(np.float64)

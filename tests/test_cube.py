@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,77 +19,13 @@ from lutgen.errors import CubeFormatError, LutgenError
 from lutgen.formats import cube as cube_module
 from lutgen.formats import read_lut, write_lut
 from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
+from reference import apply_reference, colour, colour_apply, ocio_apply
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # colour warns that SciPy and Matplotlib are missing
-    import colour
-
-import PyOpenColorIO as ocio
 from PIL import Image
 from pillow_lut import load_cube_file
 
 DATA = Path(__file__).parent / "data" / "cube"
 CORPUS = sorted(DATA.glob("*.cube"))
-
-
-# ------------------------------------------------------------------------------------------------
-# An independent float64 reference for applying a parsed LUT
-# ------------------------------------------------------------------------------------------------
-
-
-def shaper_apply(x: np.ndarray, table: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """``x`` (P, 3) through the per-channel 1D ``table`` (M, 3) over ``domain`` (2, 3), clamped."""
-    nodes = [np.linspace(domain[0, c], domain[1, c], table.shape[0]) for c in range(3)]
-    return np.stack([np.interp(x[:, c], nodes[c], table[:, c]) for c in range(3)], axis=-1)
-
-
-def trilinear_apply(x: np.ndarray, table: np.ndarray, domain: np.ndarray) -> np.ndarray:
-    """``x`` (P, 3) through ``table`` (N, N, N, 3) indexed [b, g, r], over ``domain``, clamped."""
-    n = table.shape[0]
-    position = np.clip((x - domain[0]) / (domain[1] - domain[0]), 0.0, 1.0) * (n - 1)
-    low = np.minimum(np.floor(position).astype(int), n - 2)
-    frac = position - low
-    out = np.zeros_like(x)
-    for dr in (0, 1):
-        for dg in (0, 1):
-            for db in (0, 1):
-                weight = (
-                    (frac[:, 0] if dr else 1 - frac[:, 0])
-                    * (frac[:, 1] if dg else 1 - frac[:, 1])
-                    * (frac[:, 2] if db else 1 - frac[:, 2])
-                )
-                corner = table[low[:, 2] + db, low[:, 1] + dg, low[:, 0] + dr]
-                out += weight[:, None] * corner
-    return out
-
-
-def reference_apply(lut: LUT, x: np.ndarray) -> np.ndarray:
-    if lut.shaper is not None:
-        x = shaper_apply(x, lut.shaper.table, lut.shaper.domain)
-    if lut.table is not None:
-        x = trilinear_apply(x, lut.table, lut.domain)
-    return x
-
-
-def colour_apply(path: Path, x: np.ndarray) -> np.ndarray:
-    """colour-science's reading and application of the file, with 1D tables clamped."""
-    clamp = {"extrapolator_kwargs": {"method": "Constant"}}
-    loaded = colour.read_LUT(str(path))
-    if isinstance(loaded, colour.LUTSequence):
-        return loaded.apply(x, LUT3x1D=clamp)
-    if isinstance(loaded, colour.LUT3x1D):
-        return loaded.apply(x, **clamp)
-    return loaded.apply(x)
-
-
-def ocio_apply(path: Path, x: np.ndarray) -> np.ndarray:
-    """OpenColorIO's reading and (float32, linear) application of the file."""
-    ocio.ClearAllCaches()
-    transform = ocio.FileTransform(src=str(path), interpolation=ocio.INTERP_LINEAR)
-    processor = ocio.Config.CreateRaw().getProcessor(transform).getDefaultCPUProcessor()
-    pixels = np.ascontiguousarray(x, dtype=np.float32).copy()
-    processor.applyRGB(pixels)
-    return pixels.astype(np.float64)
 
 
 def colours_around(domain: np.ndarray, count: int = 400, seed: int = 0) -> np.ndarray:
@@ -127,7 +62,7 @@ def test_corpus_applies_like_colour_science(path):
     lut = read_lut(path)
     x = colours_around(lut.input_domain)
     expected = colour_apply(path, x)
-    np.testing.assert_allclose(reference_apply(lut, x), expected, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(apply_reference(x, lut), expected, rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
@@ -211,7 +146,7 @@ def test_base_3d_matches_colour_science(tmp_path):
     path = write_text(tmp_path, BASE_3D)
     lut = read_lut(path)
     x = colours_around(lut.domain)
-    np.testing.assert_allclose(reference_apply(lut, x), colour_apply(path, x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(apply_reference(x, lut), colour_apply(path, x), rtol=0, atol=1e-9)
 
 
 SHAPER_ROWS = "0 0 0\n0.25 0.3 0.2\n1 1 1\n"
@@ -243,7 +178,7 @@ def test_synthetic_files_apply_like_colour_science(tmp_path, text):
     path = write_text(tmp_path, text)
     lut = read_lut(path)
     x = colours_around(lut.input_domain, seed=3)
-    np.testing.assert_allclose(reference_apply(lut, x), colour_apply(path, x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(apply_reference(x, lut), colour_apply(path, x), rtol=0, atol=1e-9)
 
 
 def test_domain_lines_with_shaper_and_table_set_the_shaper_domain(tmp_path):
@@ -580,7 +515,7 @@ def test_round_trip_shaper_resolve(tmp_path):
     np.testing.assert_array_equal(back.domain, lut.domain)
     # The shaper's rounding (5e-7) is magnified by the random table's slope (below 40 here).
     x = colours_around(shaper.domain, seed=9)
-    np.testing.assert_allclose(reference_apply(back, x), reference_apply(lut, x), rtol=0, atol=4e-5)
+    np.testing.assert_allclose(apply_reference(x, back), apply_reference(x, lut), rtol=0, atol=4e-5)
 
 
 @pytest.mark.parametrize("style", ["adobe", "resolve", "auto"])
@@ -594,7 +529,7 @@ def test_round_trip_1d_only(tmp_path, style):
     np.testing.assert_array_equal(back.shaper.domain, lut.shaper.domain)
     np.testing.assert_allclose(back.shaper.table, lut.shaper.table, rtol=0, atol=5e-7 + 1e-12)
     x = colours_around(lut.shaper.domain)
-    np.testing.assert_allclose(reference_apply(back, x), colour_apply(path, x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(apply_reference(x, back), colour_apply(path, x), rtol=0, atol=1e-9)
     first = (
         "LUT_1D_SIZE 1024\nLUT_1D_INPUT_RANGE -1 2\n"
         if style == "resolve"
@@ -692,8 +627,8 @@ def test_resolve_style_for_plain_3d(tmp_path):
     back = read_lut(path)
     np.testing.assert_array_equal(back.domain, lut.domain)
     x = colours_around(lut.domain)
-    np.testing.assert_allclose(reference_apply(back, x), colour_apply(path, x), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(ocio_apply(path, x), reference_apply(back, x), rtol=0, atol=2e-5)
+    np.testing.assert_allclose(apply_reference(x, back), colour_apply(path, x), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(ocio_apply(path, x), apply_reference(x, back), rtol=0, atol=2e-5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -710,7 +645,7 @@ def test_written_3d_reads_in_ocio_colour_and_pillow_lut(tmp_path, size):
     write_lut(lut, path)
     back = read_lut(path)
     x = colours_around(UNIT_DOMAIN, seed=size)
-    ours = reference_apply(back, x)
+    ours = apply_reference(x, back)
     np.testing.assert_allclose(colour_apply(path, x), ours, rtol=0, atol=1e-9)
     np.testing.assert_allclose(ocio_apply(path, x), ours, rtol=0, atol=2e-5)
 
@@ -723,7 +658,7 @@ def test_written_3d_reads_in_ocio_colour_and_pillow_lut(tmp_path, size):
     # And Pillow's own 8-bit application agrees with the float reference within a code value.
     pixels = np.random.default_rng(1).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     graded = np.asarray(Image.fromarray(pixels).filter(pillow), dtype=np.float64)
-    expected = reference_apply(back, pixels.reshape(-1, 3) / 255.0).reshape(pixels.shape) * 255.0
+    expected = apply_reference(pixels.reshape(-1, 3) / 255.0, back).reshape(pixels.shape) * 255.0
     assert np.abs(graded - np.clip(expected, 0, 255)).max() <= 1.0
 
 
@@ -735,7 +670,7 @@ def test_written_non_unit_domain_and_1d_read_in_ocio_and_colour(tmp_path):
         write_lut(item, path)
         back = read_lut(path)
         x = colours_around(back.input_domain, seed=4)
-        ours = reference_apply(back, x)
+        ours = apply_reference(x, back)
         np.testing.assert_allclose(colour_apply(path, x), ours, rtol=0, atol=1e-9)
         np.testing.assert_allclose(ocio_apply(path, x), ours, rtol=0, atol=5e-5)
 
@@ -750,11 +685,11 @@ def test_written_resolve_shaper_reads_in_ocio_and_colour(tmp_path, shaper_size, 
     write_lut(lut, path, style="resolve")
     back = read_lut(path)
     x = colours_around(shaper.domain, seed=5)
-    ours = reference_apply(back, x)
+    ours = apply_reference(x, back)
     np.testing.assert_allclose(colour_apply(path, x), ours, rtol=0, atol=1e-9)
     np.testing.assert_allclose(ocio_apply(path, x), ours, rtol=0, atol=5e-5)
     # The same numbers as before writing, within the 6 decimals magnified by the table's slope.
-    np.testing.assert_allclose(ours, reference_apply(lut, x), rtol=0, atol=4e-5)
+    np.testing.assert_allclose(ours, apply_reference(x, lut), rtol=0, atol=4e-5)
 
 
 def test_identity_grid_round_trip(tmp_path):

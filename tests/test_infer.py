@@ -19,7 +19,7 @@ from lutgen.formats import read_lut, write_lut
 from lutgen.imaging import ImageData, load_image, save_image
 from lutgen.lut import LUT, Shaper, grid
 from lutgen.tasks.infer import infer
-from test_cube import colour_apply
+from reference import colour_apply
 
 DATA = Path(__file__).parent / "data" / "cube"
 CORPUS = sorted(DATA.glob("*.cube"))
