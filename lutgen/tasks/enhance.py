@@ -1,0 +1,200 @@
+"""Enhance photos with a learned image-adaptive LUT (AdaInt): the work behind ``lutgen enhance``.
+
+For every photo the model predicts its own 33^3 table and per-channel vertices from a 256 x 256
+view of it; the photo is then graded by that adaptive-interval LUT at full resolution.
+
+- ``device="cpu"`` (the default): the network runs in NumPy (:mod:`lutgen.models.adaint_cpu`) and the
+  LUT, written as a 65536-node shaper plus the 33^3 table (exact at every 8- and 16-bit code value),
+  is applied by lutgen's compiled kernel. Torch is not imported.
+- ``cuda``/``mps``/``auto``: the torch model and :func:`~lutgen.color.adaint.ailut_transform` run on
+  that device (``auto`` on a machine without a GPU takes the CPU path above).
+
+With ``export_cube`` each output ``NAME.EXT`` gets ``NAME.cube`` (Resolve style: shaper + 3D, the
+LUT the CPU path applied, so ``lutgen infer NAME.cube photo`` gives the same image) and
+``NAME_33.cube`` (a plain 33^3 resampling for readers without shaper support, with its fidelity to
+the transform on this photo as a PSNR).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from lutgen.color.adaint import psnr, resample_to_lut, sample_colours, to_lut
+from lutgen.devices import DEVICE_CHOICES
+from lutgen.errors import LutgenError, OptionError
+from lutgen.formats import write_lut
+from lutgen.imaging import ImageData, find_images, load_image, save_image
+from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
+from lutgen.models import DEFAULT_MODEL, Weights, load_weights
+from lutgen.tasks.infer import plan_outputs
+
+PLAIN_SIZE = 33
+
+
+@dataclass
+class ExportedLUTs:
+    """The two ``.cube`` files of one photo and the plain one's fidelity to the transform (dB)."""
+
+    shaper_cube: Path
+    plain_cube: Path
+    plain_psnr: float
+
+
+@dataclass
+class EnhanceResult:
+    """What ``enhance`` did: images written, LUTs exported (by output image), inputs that failed."""
+
+    written: list[Path] = field(default_factory=list)
+    exported: dict[Path, ExportedLUTs] = field(default_factory=dict)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def cube_paths(target: Path, plain_size: int = PLAIN_SIZE) -> tuple[Path, Path]:
+    """``NAME.cube`` and ``NAME_<size>.cube`` beside the output image ``NAME.EXT``."""
+    return target.with_suffix(".cube"), target.with_name(f"{target.stem}_{plain_size}.cube")
+
+
+def check_options(quality: int, device: str, plain_size: int) -> None:
+    if not 1 <= quality <= 100:
+        raise OptionError(f"--quality must be between 1 and 100, not {quality}")
+    name = device.lower()
+    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
+        raise OptionError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
+    if not MIN_3D_SIZE <= plain_size <= MAX_3D_SIZE:
+        raise OptionError(f"the plain LUT size must be between {MIN_3D_SIZE} and {MAX_3D_SIZE}, not {plain_size}")
+
+
+def _check_cube_targets(pairs: Sequence[tuple[Path, Path]], plain_size: int) -> None:
+    seen: set[Path] = set()
+    for _, target in pairs:
+        for cube in cube_paths(target, plain_size):
+            if cube in seen:
+                raise OptionError(
+                    f"two outputs would export the same LUT file {cube}; give the images different names"
+                )
+            seen.add(cube)
+
+
+@dataclass
+class Prediction:
+    """One photo's LUT, as float64 arrays, and its graded pixels."""
+
+    table: np.ndarray  # (N, N, N, 3) [b, g, r, c]
+    vertices: np.ndarray  # (3, N)
+    lut: LUT  # shaper + table, as exported
+    graded: np.ndarray  # (H, W, 3), the input's dtype
+
+
+class _CpuEnhancer:
+    """NumPy network + compiled LUT kernel: no torch."""
+
+    def __init__(self, weights: Weights):
+        self.weights = weights
+
+    def __call__(self, rgb: np.ndarray) -> Prediction:
+        from lutgen.color.cpu import apply_lut_array
+        from lutgen.models.adaint_cpu import predict_lut
+
+        table, vertices = predict_lut(self.weights, rgb)
+        lut = to_lut(table, vertices)
+        return Prediction(table, vertices, lut, apply_lut_array(rgb, lut))
+
+
+class _TorchEnhancer:
+    """The torch model and the differentiable transform on a torch device."""
+
+    def __init__(self, weights: Weights, device):
+        from lutgen.models.adaint import build_model
+
+        self.device = device
+        self.model = build_model(weights).to(device)
+
+    def __call__(self, rgb: np.ndarray) -> Prediction:
+        import torch
+
+        top = float(np.iinfo(rgb.dtype).max)
+        with torch.no_grad():
+            image = torch.from_numpy(np.array(rgb)).to(self.device).permute(2, 0, 1).float() / top
+            out = self.model(image.unsqueeze(0))
+            graded = (out.image[0] * top).round_().clamp_(0, top).permute(1, 2, 0)
+            graded = graded.to("cpu", torch.int32).numpy().astype(rgb.dtype)
+            table = out.table[0].to("cpu", torch.float64).numpy()
+            vertices = out.vertices[0].to("cpu", torch.float64).numpy()
+        return Prediction(table, vertices, to_lut(table, vertices), graded)
+
+
+def make_enhancer(weights: Weights, device: str) -> Callable[[np.ndarray], Prediction]:
+    """The CPU path for ``cpu`` (and ``auto`` without a GPU), the torch path otherwise."""
+    if device.lower() == "cpu":
+        return _CpuEnhancer(weights)
+    from lutgen.devices import pick_device
+
+    torch_device = pick_device(device)
+    if torch_device.type == "cpu":
+        return _CpuEnhancer(weights)
+    return _TorchEnhancer(weights, torch_device)
+
+
+def export_luts(prediction: Prediction, image: ImageData, target: Path, label: str,
+                plain_size: int = PLAIN_SIZE) -> ExportedLUTs:
+    """Write the photo's shaper + 3D LUT and its plain resampling beside ``target``."""
+    from lutgen.color.adaint import ailut_array
+    from lutgen.color.cpu import apply_lut_array
+
+    shaper_cube, plain_cube = cube_paths(target, plain_size)
+    write_lut(prediction.lut, shaper_cube, style="resolve")
+    colours = sample_colours(image.rgb)
+    plain = resample_to_lut(prediction.table, prediction.vertices, plain_size)
+    fidelity = psnr(apply_lut_array(colours, plain), ailut_array(colours, prediction.table, prediction.vertices))
+    plain = replace(
+        plain,
+        title=f"lutgen enhance {label}: {plain_size}^3 resampling",
+        comments=(f"PSNR against the adaptive-interval transform on {image.path.name if image.path else 'the photo'}: "
+                  f"{fidelity:.2f} dB",),
+    )
+    write_lut(plain, plain_cube, style="adobe")
+    return ExportedLUTs(shaper_cube, plain_cube, fidelity)
+
+
+def enhance(
+    inputs: Sequence[Path],
+    model: str = DEFAULT_MODEL,
+    output_path: Path | None = None,
+    output_dir: Path | None = None,
+    export_cube: bool = False,
+    quality: int = 95,
+    device: str = "cpu",
+    progress: Callable[[Sequence], Sequence] = lambda items: items,
+    plain_size: int = PLAIN_SIZE,
+) -> EnhanceResult:
+    """Enhance every image of ``inputs`` (files or folders) with ``model`` (a shipped name or a file).
+
+    Images that cannot be read are reported in the result and skipped; the others are written
+    atomically with their bit depth, EXIF and ICC profile. Raises :class:`LutgenError` (one sentence)
+    for bad options, a missing or invalid model, or outputs that would overwrite an input.
+    """
+    check_options(quality, device, plain_size)
+    images = find_images(inputs)
+    pairs = plan_outputs(images, output_path, output_dir)
+    if export_cube:
+        _check_cube_targets(pairs, plain_size)
+    weights = load_weights(model)
+    enhancer = make_enhancer(weights, device)
+    label = Path(str(model)).name
+    result = EnhanceResult()
+    for source, target in progress(pairs):
+        try:
+            image = load_image(source)
+        except LutgenError as error:
+            result.failed.append((source, str(error)))
+            continue
+        prediction = enhancer(image.rgb)
+        save_image(replace(image, rgb=prediction.graded), target, quality=quality)
+        result.written.append(target)
+        if export_cube:
+            result.exported[target] = export_luts(prediction, image, target, label, plain_size)
+    return result
