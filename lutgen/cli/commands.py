@@ -1,9 +1,3 @@
 """Imports every command module so that each registers itself on :data:`lutgen.cli.app`."""
 
-from lutgen.cli import info, infer  # noqa: F401
-
-try:  # optimize is registered when its module is present
-    from lutgen.cli import optimize  # noqa: F401
-except ModuleNotFoundError as error:  # pragma: no cover
-    if error.name != "lutgen.cli.optimize":
-        raise
+from lutgen.cli import enhance, evaluate, infer, info, optimize, train  # noqa: F401

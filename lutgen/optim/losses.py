@@ -1,0 +1,171 @@
+"""The losses of text-to-LUT optimisation, with the names and weights of the reference tool.
+
+Every auxiliary loss measures what the LUT *changes*, so each is exactly zero at the identity LUT:
+
+- image smoothness: the high frequencies of the change the LUT makes to the image,
+  ``mean((d - lowpass(d))^2)`` with ``d = graded - original`` and ``lowpass`` a half-size
+  down-and-up copy (bilinear). The photo's own texture costs nothing; banding the LUT adds does.
+  Both copies are computed as products with fixed resampling matrices (:func:`down_up_matrix`),
+  equal to ``F.interpolate``'s, so their gradients are deterministic on GPUs too.
+- image regularisation: ``mean(d^2)``: keep the grade subtle.
+- black preservation: Rec.709 luma ``Y``; the mean of ``relu(Y(graded) - Y(original))`` over the
+  pixels whose original luma is below 0.01 (zero when there are none): do not lift the blacks.
+- LUT smoothness: the same half-size down-and-up residual, trilinear with aligned corners, of the
+  table's change ``D = table - identity``. Trilinear interpolation reproduces affine functions, so a
+  global affine grade (brightness, contrast, a colour matrix) costs nothing; curvature and kinks
+  in the change do. With ``D = 0`` the loss and its gradient are exactly zero, so, unlike a
+  smoothness on the table itself, it never pulls the black corner up.
+- CLIP: ``mean(1 - cos(image embedding, text embedding))``.
+
+Images are ``(B, 3, H, W)`` float tensors; tables ``(N, N, N, 3)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LUMA_709 = (0.2126, 0.7152, 0.0722)
+BLACK_LUMA = 0.01
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the auxiliary losses (the CLIP loss has weight 1)."""
+
+    image_smoothness: float = 1.0
+    image_regularization: float = 1.0
+    black_preservation: float = 1.0
+    lut_smoothness: float = 1.0
+
+
+@dataclass
+class LossTerms:
+    """The weighted terms of one step (0-d tensors) and their sum ``total``."""
+
+    total: torch.Tensor
+    clip: torch.Tensor
+    smooth: torch.Tensor
+    reg: torch.Tensor
+    black: torch.Tensor
+    lut_smooth: torch.Tensor
+
+    NAMES = ("total", "clip", "smooth", "reg", "black", "lut_smooth")
+
+    def values(self) -> dict[str, float]:
+        """The terms as Python floats (one device synchronisation)."""
+        stacked = torch.stack([getattr(self, name).detach().float() for name in self.NAMES])
+        return dict(zip(self.NAMES, stacked.cpu().tolist(), strict=True))
+
+
+def clip_loss(image_embeddings: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+    """``mean(1 - cos)`` between unit-norm ``(B, D)`` image and ``(1, D)`` text embeddings."""
+    return (1.0 - (image_embeddings * text_embedding).sum(dim=-1)).mean()
+
+
+def _half(size: int) -> int:
+    return max(2, (size + 1) // 2)
+
+
+@functools.lru_cache(maxsize=32)
+def down_up_matrix(size: int, align_corners: bool, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The ``(size, size)`` matrix of a 1-D linear resampling to half size and back.
+
+    Row ``i`` holds the weights output sample ``i`` takes from each input sample, as
+    ``F.interpolate(mode="linear")`` computes them. Bilinear and trilinear resampling are products
+    of these 1-D weights, so applying the matrix along each axis reproduces ``F.interpolate``'s
+    down-and-up copy, as matrix products, whose backward pass is deterministic on every device.
+    """
+    impulses = torch.eye(size, dtype=torch.float64).unsqueeze(1)  # (size signals, 1 channel, size)
+    small = F.interpolate(impulses, size=_half(size), mode="linear", align_corners=align_corners)
+    back = F.interpolate(small, size=size, mode="linear", align_corners=align_corners)[:, 0]
+    return back.t().contiguous().to(device=device, dtype=dtype)  # column j: response to impulse j
+
+
+def _along(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """``matrix`` applied to the axis ``dim`` of ``x``."""
+    return (x.movedim(dim, -1) @ matrix.t()).movedim(-1, dim)
+
+
+def image_lowpass(images: torch.Tensor) -> torch.Tensor:
+    """A half-size down-and-up copy of ``(B, C, H, W)`` images (bilinear both ways, half-pixel centres)."""
+    height, width = images.shape[-2:]
+    rows = down_up_matrix(height, False, images.device, images.dtype)
+    columns = down_up_matrix(width, False, images.device, images.dtype)
+    return rows @ images @ columns.t()
+
+
+def image_smoothness(change: torch.Tensor) -> torch.Tensor:
+    """``mean((d - lowpass(d))^2)`` of the change ``d = graded - original``, ``(B, 3, H, W)``."""
+    return (change - image_lowpass(change)).square().mean()
+
+
+def image_regularization(change: torch.Tensor) -> torch.Tensor:
+    """``mean(d^2)`` of the change ``d = graded - original``."""
+    return change.square().mean()
+
+
+def luma(images: torch.Tensor) -> torch.Tensor:
+    """Rec.709 luma of ``(B, 3, H, W)`` RGB: ``(B, H, W)``."""
+    weights = torch.tensor(LUMA_709, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1)
+
+
+def black_preservation(original: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """Mean lift ``relu(Y(graded) - Y(original))`` over pixels with ``Y(original) < 0.01``; 0 if none.
+
+    ``Y(graded) - Y(original)`` is computed as ``Y(change)`` (luma is linear), so it is exactly zero
+    when the LUT changes nothing.
+    """
+    dark = (luma(original) < BLACK_LUMA).to(change.dtype)
+    lift = torch.relu(luma(change)) * dark
+    return lift.sum() / dark.sum().clamp(min=1.0)
+
+
+def lut_lowpass(table_change: torch.Tensor) -> torch.Tensor:
+    """A half-size down-and-up copy of a ``(N, N, N, 3)`` table (trilinear, aligned corners)."""
+    matrix = down_up_matrix(table_change.shape[0], True, table_change.device, table_change.dtype)
+    out = table_change
+    for dim in range(3):
+        out = _along(out, matrix, dim)
+    return out
+
+
+def lut_smoothness(table_change: torch.Tensor) -> torch.Tensor:
+    """``mean((D - lowpass(D))^2)`` of ``D = table - identity``, ``(N, N, N, 3)``."""
+    return (table_change - lut_lowpass(table_change)).square().mean()
+
+
+def compute_losses(
+    original: torch.Tensor,
+    change: torch.Tensor,
+    table_change: torch.Tensor,
+    image_embeddings: torch.Tensor,
+    text_embedding: torch.Tensor,
+    weights: LossWeights,
+) -> LossTerms:
+    """All weighted terms of one step.
+
+    Args:
+        original: ``(B, 3, H, W)`` views before grading.
+        change: ``(B, 3, H, W)`` graded minus original.
+        table_change: ``(N, N, N, 3)`` table minus identity.
+        image_embeddings: ``(B, D)`` unit-norm embeddings of the graded views.
+        text_embedding: ``(1, D)`` unit-norm embedding of the prompt.
+        weights: the auxiliary weights; a zero weight skips that loss's computation.
+    """
+    zero = change.new_zeros(())
+
+    def weighted(weight: float, compute) -> torch.Tensor:
+        return weight * compute() if weight else zero
+
+    clip = clip_loss(image_embeddings, text_embedding)
+    smooth = weighted(weights.image_smoothness, lambda: image_smoothness(change))
+    reg = weighted(weights.image_regularization, lambda: image_regularization(change))
+    black = weighted(weights.black_preservation, lambda: black_preservation(original, change))
+    lut_smooth = weighted(weights.lut_smoothness, lambda: lut_smoothness(table_change))
+    total = clip + smooth + reg + black + lut_smooth
+    return LossTerms(total, clip, smooth, reg, black, lut_smooth)

@@ -1,0 +1,124 @@
+"""The optimisation loop of text-to-LUT: views -> LUT -> CLIP -> losses -> Adam.
+
+One step:
+
+1. draw a full batch of random views ``x`` (``(B, 3, h, w)``, no gradient) from the device-resident
+   images (:class:`~lutgen.optim.views.ViewSampler`);
+2. grade them: ``y = x + trilinear(x, D)`` with ``D = table - identity``. Trilinear interpolation is
+   linear in the table and reproduces the identity, so this equals ``trilinear(x, table)`` (the
+   LUT as written to the file) while the change ``y - x`` is exactly zero at the identity;
+3. embed ``y`` with the frozen CLIP model and compute the losses (:mod:`lutgen.optim.losses`);
+4. one Adam step on the LUT's raw parameters, then keep them in range
+   (:class:`~lutgen.optim.parameterisation.BoundedLUT`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from lutgen.color.torch_ops import apply_lut
+from lutgen.optim.losses import LossTerms, LossWeights, compute_losses
+from lutgen.optim.parameterisation import BoundedLUT
+from lutgen.optim.views import ViewSampler
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """The weighted loss terms of one step's batch, at the LUT before that step's update (floats),
+    as logged to ``losses.csv`` and printed by ``--verbose``."""
+
+    step: int
+    total: float
+    clip: float
+    smooth: float
+    reg: float
+    black: float
+    lut_smooth: float
+
+    FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth")
+
+    def verbose_line(self) -> str:
+        """The reference tool's ``--verbose`` line."""
+        return (
+            f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}, Smooth: {self.smooth:.4f}, "
+            f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, LUT Smooth: {self.lut_smooth:.4f})"
+        )
+
+
+def trilinear_gather(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Trilinear lookup of ``(B, 3, H, W)`` images in ``[0, 1]`` in a ``(N, N, N, 3)`` table, by gathering
+    the 8 corners of each pixel's cell. Same function as :func:`lutgen.color.torch_ops.apply_lut`;
+    its backward pass is an indexed accumulation, which CUDA runs deterministically (grid_sample's
+    backward accumulates with atomics, so two runs would differ in the last bits). Gradients flow to
+    the table only.
+    """
+    n = table.shape[0]
+    position = images.detach().clamp(0.0, 1.0).movedim(1, -1) * (n - 1)  # (B, H, W, 3): r, g, b
+    lower = position.floor().clamp_(0, n - 2)
+    fraction = position - lower
+    lower = lower.long()
+    base = lower[..., 0] + lower[..., 1] * n + lower[..., 2] * (n * n)
+    flat = table.reshape(-1, 3)
+    fr, fg, fb = fraction.unbind(-1)
+    out = None
+    for db, wb in ((0, 1 - fb), (1, fb)):
+        for dg, wg in ((0, 1 - fg), (1, fg)):
+            for dr, wr in ((0, 1 - fr), (1, fr)):
+                corner = flat[base + (dr + dg * n + db * n * n)]
+                term = (wr * wg * wb).unsqueeze(-1) * corner
+                out = term if out is None else out + term
+    return out.movedim(-1, 1)
+
+
+def grade(views: torch.Tensor, table_change: torch.Tensor) -> torch.Tensor:
+    """The change a LUT with table ``identity + table_change`` makes to ``views`` (``(B, 3, h, w)``).
+
+    ``grid_sample`` (:func:`~lutgen.color.torch_ops.apply_lut`) on the CPU and MPS, where its backward
+    pass is deterministic and fastest; :func:`trilinear_gather` on CUDA, for reproducible runs.
+    """
+    if views.device.type == "cuda":
+        return trilinear_gather(views, table_change)
+    return apply_lut(views, table_change)
+
+
+class LutTrainer:
+    """Optimises a :class:`BoundedLUT` so that graded views match a text embedding.
+
+    Args:
+        guide: a :class:`~lutgen.guidance.clip.ClipGuide` (frozen CLIP on the device).
+        sampler: the view sampler over the device-resident images.
+        lut: the trainable LUT, on the same device.
+        text_embedding: ``(1, D)`` unit-norm prompt embedding.
+        weights: auxiliary loss weights.
+        learning_rate: Adam's learning rate.
+    """
+
+    def __init__(self, guide, sampler: ViewSampler, lut: BoundedLUT, text_embedding: torch.Tensor,
+                 weights: LossWeights, learning_rate: float):
+        self.guide = guide
+        self.sampler = sampler
+        self.lut = lut
+        self.text_embedding = text_embedding
+        self.weights = weights
+        self.optimizer = torch.optim.Adam([lut.raw], lr=learning_rate)
+        self.steps_done = 0
+
+    def losses(self, views: torch.Tensor) -> LossTerms:
+        """All loss terms for a batch of views at the current LUT (differentiable)."""
+        table_change = self.lut.change()
+        change = grade(views, table_change)
+        embeddings = self.guide.embed_images(views + change)
+        return compute_losses(views, change, table_change, embeddings, self.text_embedding, self.weights)
+
+    def step(self) -> StepRecord:
+        """Draw a batch, take one optimiser step, return the losses of that batch (before the step)."""
+        views = self.sampler.sample()
+        terms = self.losses(views)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.optimizer.step()
+        self.lut.keep_in_range()
+        self.steps_done += 1
+        return StepRecord(self.steps_done, **terms.values())

@@ -1,0 +1,495 @@
+"""``optimize``: the bounded LUT, the losses (zero at identity), the views, the loop, the task and the CLI.
+
+CLIP is the tiny open_clip model of ``conftest.py``, loaded from its ``local-dir:`` folder through
+the same code as published weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from lutgen.color.torch_ops import apply_lut, identity_table
+from lutgen.errors import ImageError, OptionError
+from lutgen.formats import read_lut
+from lutgen.lut import grid
+from lutgen.optim import losses
+from lutgen.optim.parameterisation import BoundedLUT
+from lutgen.optim.trainer import LutTrainer, grade, trilinear_gather
+from lutgen.optim.views import ViewSampler, centre_box, random_box
+from lutgen.tasks.optimize import OptimizeOptions, optimize, prompt_slug, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+VERBOSE_LINE = re.compile(
+    r"^Step (\d+): Loss = \d+\.\d{4} \(CLIP: \d+\.\d{4}, Smooth: \d+\.\d{4}, Reg: \d+\.\d{4}, "
+    r"Black: \d+\.\d{4}, LUT Smooth: \d+\.\d{4}\)$"
+)
+
+
+@pytest.fixture(scope="module")
+def guide(tiny_clip_model):
+    from lutgen.guidance.clip import load_clip
+
+    return load_clip(tiny_clip_model, None, "cpu", "auto")
+
+
+def image_tensors(folder: Path) -> list[torch.Tensor]:
+    from lutgen.imaging import find_images, load_rgb_float
+
+    return [torch.from_numpy(load_rgb_float(p)).permute(2, 0, 1).contiguous() for p in find_images(folder)]
+
+
+def options(tiny_clip_model: str, folder: Path, tmp_path: Path, **changes) -> OptimizeOptions:
+    base = OptimizeOptions(
+        prompt="golden hour warm sunlight", image_folder=folder, steps=5, log_interval=0,
+        output_path=tmp_path / "out.cube", clip_model=tiny_clip_model, device="cpu", seed=11,
+    )
+    return replace(base, **changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# The bounded LUT
+
+
+def test_bounded_lut_starts_as_the_exact_identity():
+    lut = BoundedLUT(17)
+    assert torch.equal(lut.change(), torch.zeros(17, 17, 17, 3))
+    assert torch.equal(lut.table(), identity_table(17))
+    np.testing.assert_allclose(lut.to_lut().table, grid(17), rtol=0, atol=6e-8)  # float32 nodes
+    assert lut.to_lut().is_identity(atol=1e-7)
+
+
+def test_bounded_lut_stays_in_range_and_keep_in_range_changes_no_value():
+    lut = BoundedLUT(9)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        lut.raw.copy_(torch.randn_like(lut.raw) * 30)
+    table = lut.table()
+    assert table.min().item() >= 0.0 and table.max().item() <= 1.0
+    before = table.detach().clone()
+    lut.keep_in_range()
+    assert torch.equal(lut.table().detach(), before)
+    assert (lut.raw[lut.identity == 0] >= 0).all() and (lut.raw[lut.identity == 1] <= 0).all()
+
+
+def test_bounded_lut_gradient_matches_finite_differences():
+    lut = BoundedLUT(4).double()
+    raw = torch.linspace(-2, 2, lut.raw.numel(), dtype=torch.float64).reshape(lut.raw.shape)  # no exact 0
+    assert torch.autograd.gradcheck(
+        lambda r: torch.func.functional_call(lut, {"raw": r}, ()), (raw.requires_grad_(True),)
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Losses
+
+
+def test_every_auxiliary_loss_is_exactly_zero_at_identity(training_folder):
+    sampler = ViewSampler(image_tensors(training_folder), (224, 224), 4, seed=0)
+    views = sampler.sample()
+    assert (losses.luma(views) < losses.BLACK_LUMA).any()  # the dark patch is in view: black loss is live
+    lut = BoundedLUT(16)
+    table_change = lut.change()
+    change = grade(views, table_change)
+    assert torch.equal(change, torch.zeros_like(views))
+    terms = [
+        losses.image_smoothness(change),
+        losses.image_regularization(change),
+        losses.black_preservation(views, change),
+        losses.lut_smoothness(table_change),
+    ]
+    assert [t.item() for t in terms] == [0.0, 0.0, 0.0, 0.0]
+    sum(terms).backward()
+    assert torch.equal(lut.raw.grad, torch.zeros_like(lut.raw))
+
+
+def test_black_preservation_matches_a_float64_reference():
+    rng = np.random.default_rng(3)
+    original = rng.uniform(0, 0.03, (2, 3, 8, 8))
+    graded = np.clip(original + rng.normal(0, 0.01, original.shape), 0, 1)
+    y = lambda a: 0.2126 * a[:, 0] + 0.7152 * a[:, 1] + 0.0722 * a[:, 2]  # noqa: E731
+    dark = y(original) < 0.01
+    expected = np.maximum(y(graded) - y(original), 0)[dark].mean()
+    got = losses.black_preservation(torch.tensor(original), torch.tensor(graded - original))
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+    no_dark = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64)
+    assert losses.black_preservation(no_dark, torch.ones_like(no_dark)).item() == 0.0
+
+
+def test_lowpass_copies_equal_interpolate_down_and_up():
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 37, 50, dtype=torch.float64)
+    small = F.interpolate(images, size=(19, 25), mode="bilinear", align_corners=False)
+    expected = F.interpolate(small, size=(37, 50), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(losses.image_lowpass(images), expected, rtol=0, atol=1e-12)
+    table = torch.randn(9, 9, 9, 3, dtype=torch.float64)
+    volume = table.permute(3, 0, 1, 2).unsqueeze(0)
+    small = F.interpolate(volume, size=(5, 5, 5), mode="trilinear", align_corners=True)
+    expected = F.interpolate(small, size=(9, 9, 9), mode="trilinear", align_corners=True)[0].permute(1, 2, 3, 0)
+    torch.testing.assert_close(losses.lut_lowpass(table), expected, rtol=0, atol=1e-12)
+
+
+def test_image_smoothness_costs_banding_not_uniform_changes():
+    torch.manual_seed(0)
+    views = torch.rand(2, 3, 64, 64)
+    brighter = torch.full_like(views, 0.05)  # the same change everywhere: nothing to smooth
+    levels = 4
+    posterised = torch.round(views * levels) / levels - views
+    assert losses.image_smoothness(brighter).item() < 1e-12
+    assert losses.image_smoothness(posterised).item() > 1e-3
+
+
+def test_lut_smoothness_is_free_for_affine_grades_and_costs_kinks():
+    g = identity_table(16, dtype=torch.float64)
+    matrix = torch.tensor([[1.1, 0.05, -0.02], [0.0, 0.95, 0.03], [0.02, -0.04, 1.0]], dtype=torch.float64)
+    affine_change = g @ matrix.T + torch.tensor([0.01, -0.02, 0.03], dtype=torch.float64) - g
+    assert losses.lut_smoothness(affine_change).item() < 1e-20
+    kink = torch.zeros_like(g)
+    kink[7, 7, 7] = 0.1
+    assert losses.lut_smoothness(kink).item() > 1e-6
+
+
+def test_lut_smoothness_no_longer_lifts_the_blacks():
+    """Adam on the LUT smoothness alone, from identity: lutgen's keeps black at exactly 0; the
+    reference's (the table itself against its own half-size copy, grid_sample-style corners) lifts it."""
+    lut = BoundedLUT(16)
+    ours = torch.optim.Adam([lut.raw], lr=0.005)
+    table = identity_table(16).requires_grad_(True)
+    theirs = torch.optim.Adam([table], lr=0.005)
+    for _ in range(50):
+        ours.zero_grad()
+        losses.lut_smoothness(lut.change()).backward()
+        ours.step()
+        lut.keep_in_range()
+        theirs.zero_grad()
+        volume = table.permute(3, 0, 1, 2).unsqueeze(0)
+        small = F.interpolate(volume, scale_factor=0.5, mode="trilinear", align_corners=False)
+        F.mse_loss(volume, F.interpolate(small, size=volume.shape[2:], mode="trilinear", align_corners=False)).backward()
+        theirs.step()
+        with torch.no_grad():
+            table.clamp_(0, 1)
+    assert torch.equal(lut.table()[0, 0, 0], torch.zeros(3))
+    assert torch.equal(lut.table(), identity_table(16))
+    assert table[0, 0, 0].min().item() > 0.01  # the reference's defect, for contrast
+
+
+def test_clip_loss_is_one_minus_cosine():
+    image = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), dim=-1)
+    text = torch.tensor([[1.0, 0.0]])
+    assert losses.clip_loss(image, text).item() == pytest.approx(1 - (1 + math.sqrt(0.5)) / 2)
+
+
+# ----------------------------------------------------------------------------------------------
+# Grading and views
+
+
+def test_gather_trilinear_equals_grid_sample_in_values_and_gradients():
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 20, 30)
+    images[0, :, 0, 0] = torch.tensor([0.0, 1.0, 1.0])  # cube corners and faces
+    base = (identity_table(7) + 0.1 * torch.randn(7, 7, 7, 3))
+    grads = []
+    outputs = []
+    for fn in (apply_lut, trilinear_gather):
+        table = base.clone().requires_grad_(True)
+        out = fn(images, table)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        outputs.append(out.detach())
+        grads.append(table.grad)
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=2e-6)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=2e-5)
+
+
+def test_centre_box_is_open_clips_centre_crop():
+    assert centre_box(672, 448, (224, 224)) == (112, 0, 448, 448)
+    assert centre_box(300, 451, (224, 224)) == (0, 75, 300, 300)
+    assert centre_box(100, 100, (224, 224)) == (0, 0, 100, 100)
+    assert centre_box(300, 451, (224, 224), "squash") == (0, 0, 300, 451)
+
+
+def test_random_boxes_stay_inside_with_the_right_area_and_aspect():
+    import random
+
+    rng = random.Random(5)
+    areas = []
+    for _ in range(500):
+        top, left, h, w = random_box(300, 451, rng)
+        assert 0 <= top and top + h <= 300 and 0 <= left and left + w <= 451
+        assert 3 / 4 - 0.02 <= w / h <= 4 / 3 + 0.02
+        areas.append(h * w / (300 * 451))
+    assert 0.24 <= min(areas) and max(areas) <= 1.0
+    assert np.mean(areas) < 0.7  # crops at every scale, not just whole frames
+
+
+def test_sampler_draws_full_batches_visiting_every_image_equally(training_folder):
+    images = image_tensors(training_folder)  # 3 images, all smaller than 224 px
+    sampler = ViewSampler(images, (224, 224), 4, seed=3)
+    counts = np.zeros(len(images), int)
+    for _ in range(6):  # 24 views = 8 epochs of 3 images
+        indices = sampler.next_indices()
+        assert len(indices) == 4
+        np.add.at(counts, indices, 1)
+    assert counts.tolist() == [8, 8, 8]
+    batch = sampler.sample()
+    assert batch.shape == (4, 3, 224, 224)
+    assert 0.0 <= batch.min().item() and batch.max().item() <= 1.0
+    again = ViewSampler(images, (224, 224), 4, seed=3)
+    for _ in range(6):
+        again.next_indices()
+    assert torch.equal(again.sample(), batch)
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+def test_total_loss_falls_over_30_steps(guide, training_folder):
+    images = image_tensors(training_folder)
+    sampler = ViewSampler(images, guide.image_size, 4, seed=0)
+    fixed = ViewSampler(images, guide.image_size, 8, seed=99).sample()
+    text = guide.embed_text("golden hour warm sunlight")
+    trainer = LutTrainer(guide, sampler, BoundedLUT(16), text, losses.LossWeights(), 0.005)
+    with torch.no_grad():
+        before = trainer.losses(fixed).total.item()
+    records = [trainer.step() for _ in range(30)]
+    with torch.no_grad():
+        after = trainer.losses(fixed)
+    assert after.total.item() < before - 0.02  # measured: 0.785 -> 0.732
+    assert np.mean([r.total for r in records[-5:]]) < np.mean([r.total for r in records[:5]])
+    assert after.reg.item() > 0  # the grade is not the identity any more
+    assert all(r.step == i + 1 for i, r in enumerate(records))
+
+
+def test_verbose_line_has_the_reference_format():
+    from lutgen.optim.trainer import StepRecord
+
+    line = StepRecord(100, 0.79354, 0.79051, 0.00041, 0.00172, 0.0, 0.00078).verbose_line()
+    assert line == "Step 100: Loss = 0.7935 (CLIP: 0.7905, Smooth: 0.0004, Reg: 0.0017, Black: 0.0000, LUT Smooth: 0.0008)"
+
+
+# ----------------------------------------------------------------------------------------------
+# The task, in process
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "fragment"),
+    [
+        ({"steps": 0}, OptionError, "--steps must be at least 1"),
+        ({"lut_size": 1}, OptionError, "--lut-size must be between 2 and 256"),
+        ({"lut_size": 257}, OptionError, "--lut-size"),
+        ({"learning_rate": 0.0}, OptionError, "--learning-rate"),
+        ({"learning_rate": float("nan")}, OptionError, "finite"),
+        ({"image_smoothness": -1.0}, OptionError, "--image-smoothness must be at least 0"),
+        ({"black_preservation": -0.5}, OptionError, "--black-preservation"),
+        ({"lut_smoothness": float("inf")}, OptionError, "--lut-smoothness"),
+        ({"batch_size": 0}, OptionError, "--batch-size"),
+        ({"log_interval": -1}, OptionError, "--log-interval"),
+        ({"seed": -3}, OptionError, "--seed"),
+        ({"prompt": "   "}, OptionError, "--prompt is empty"),
+        ({"output_path": Path("look.png")}, OptionError, "must end in .cube"),
+        ({"device": "tpu"}, OptionError, "--device"),
+        ({"clip_precision": "fp8"}, OptionError, "--clip-precision"),
+    ],
+)
+def test_bad_options_are_one_sentence(tiny_clip_model, training_folder, tmp_path, changes, error, fragment):
+    with pytest.raises(error, match=re.escape(fragment)) as caught:
+        validate(options(tiny_clip_model, training_folder, tmp_path, **changes))
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_inputs_are_one_sentence(tiny_clip_model, training_folder, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ImageError, match="has no images"):
+        validate(options(tiny_clip_model, empty, tmp_path))
+    with pytest.raises(ImageError, match="does not exist"):
+        validate(options(tiny_clip_model, tmp_path / "nowhere", tmp_path))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(ImageError, match="cannot read .*broken.jpg"):
+        validate(options(tiny_clip_model, training_folder, tmp_path, test_image=broken))
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OptionError, match="a_file is a file"):
+        validate(options(tiny_clip_model, training_folder, tmp_path, log_interval=5, log_dir=tmp_path / "a_file" / "logs"))
+    only_broken = tmp_path / "only_broken"
+    only_broken.mkdir()
+    (only_broken / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(ImageError, match="none of the 1 images could be read"):
+        optimize(options(tiny_clip_model, only_broken, tmp_path), echo=lambda s: None, warn=lambda s: None)
+
+
+def test_prompt_slug():
+    assert prompt_slug("golden hour warm sunlight") == "golden_hour_warm_sunlight"
+    assert prompt_slug("  café: 50/50 look!  ") == "café_5050_look"
+    assert prompt_slug("???") == "untitled"
+
+
+def test_optimize_writes_what_it_optimised_and_the_logs(tiny_clip_model, training_folder, tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for image in training_folder.iterdir():
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "d_broken.jpg").write_bytes(b"\xff\xd8 damaged")
+    lines, warnings = [], []
+    log_dir = tmp_path / "logs"
+    result = optimize(
+        options(tiny_clip_model, folder, tmp_path, steps=12, log_interval=5, log_dir=log_dir, verbose=True,
+                test_image=ROOT / "images" / "mate_dune.jpg"),
+        echo=lines.append, warn=warnings.append,
+    )
+    assert not result.interrupted and result.steps_done == 12 and result.images_used == 3
+    assert len(warnings) == 1 and "d_broken.jpg" in warnings[0]
+    verbose = [line for line in lines if line.startswith("Step ")]
+    assert len(verbose) == 1 and VERBOSE_LINE.match(verbose[0]) and verbose[0].startswith("Step 10:")
+
+    written = read_lut(tmp_path / "out.cube")
+    assert written.title == "golden hour warm sunlight"
+    assert written.size == 16
+    assert any("seed=11" in c for c in written.comments)
+    np.testing.assert_allclose(written.table, result.lut.table, rtol=0, atol=5.1e-7)  # 6 decimals
+    assert not written.is_identity(atol=1e-4)
+    assert written.table.min() >= 0 and written.table.max() <= 1
+
+    names = sorted(p.name for p in log_dir.iterdir())
+    assert names == [
+        "contact_sheet.png", "loss_plot.png", "losses.csv",
+        "step_00005.cube", "step_00005.png", "step_00010.cube", "step_00010.png",
+        "step_00012.cube", "step_00012.png",
+    ]
+    np.testing.assert_allclose(read_lut(log_dir / "step_00012.cube").table, written.table, rtol=0, atol=1e-12)
+    rows = (log_dir / "losses.csv").read_text().splitlines()
+    assert rows[0] == "step,total,clip,smooth,reg,black,lut_smooth" and len(rows) == 13
+    with Image.open(log_dir / "step_00005.png") as before_after, Image.open(log_dir / "loss_plot.png") as plot, \
+            Image.open(log_dir / "contact_sheet.png") as sheet:
+        assert before_after.width <= 768
+        assert plot.size == (900, 600)
+        assert sheet.width > 600
+
+
+def test_same_seed_same_lut_and_another_seed_another(tiny_clip_model, training_folder, tmp_path):
+    def run(seed: int, name: str) -> bytes:
+        optimize(options(tiny_clip_model, training_folder, tmp_path, seed=seed, steps=4,
+                         output_path=tmp_path / name), echo=lambda s: None, warn=lambda s: None)
+        return (tmp_path / name).read_bytes()
+
+    first, again, other = run(5, "a.cube"), run(5, "b.cube"), run(6, "c.cube")
+    assert first == again
+    assert first.split(b"LUT_3D_SIZE")[1] != other.split(b"LUT_3D_SIZE")[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# The command line, as a user runs it
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), "optimize", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def one_sentence_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_cli_run_writes_a_valid_cube(tiny_clip_model, training_folder, tmp_path):
+    out = tmp_path / "look.cube"
+    result = run_cli("--prompt", "cinematic teal and orange", "--image-folder", training_folder, "--steps", 10,
+                     "--verbose", "--log-interval", 5, "--log-dir", tmp_path / "logs", "--output-path", out,
+                     "--clip-model", tiny_clip_model, "--seed", 1, "--device", "cpu",
+                     env=cli_env(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert any(VERBOSE_LINE.match(line) for line in result.stdout.splitlines()), result.stdout
+    assert f"LUT saved to {out}" in result.stdout
+    lut = read_lut(out)
+    assert lut.title == "cinematic teal and orange" and lut.size == 16
+    assert (tmp_path / "logs" / "contact_sheet.png").is_file()
+
+
+def test_cli_ctrl_c_writes_the_lut_so_far_and_exits_130(tiny_clip_model, training_folder, tmp_path):
+    out = tmp_path / "interrupted.cube"
+    log_dir = tmp_path / "logs"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "optimize", "--prompt", "vintage film", "--image-folder",
+         str(training_folder), "--steps", "100000", "--log-interval", "1", "--log-dir", str(log_dir),
+         "--output-path", str(out), "--clip-model", tiny_clip_model, "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (log_dir / "losses.csv").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the optimisation never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    message = [line for line in stderr.splitlines() if "interrupted" in line]
+    assert len(message) == 1 and str(out) in message[0] and "Traceback" not in stderr
+    lut = read_lut(out)
+    assert lut.title == "vintage film"
+    assert any("interrupted after step" in c for c in lut.comments)
+
+
+def test_cli_offline_without_cached_weights_is_one_sentence(training_folder, tmp_path):
+    env = cli_env(tmp_path, HF_HUB_CACHE=str(tmp_path / "hub"), HOME=str(tmp_path))
+    result = run_cli("--prompt", "warm", "--image-folder", training_folder, "--steps", 1, "--device", "cpu",
+                     "--output-path", tmp_path / "x.cube", "--log-interval", 0, env=env, cwd=tmp_path)
+    line = one_sentence_error(result)
+    assert "ViT-B-32 'openai'" in line and "--clip-pretrained" in line
+    assert not (tmp_path / "x.cube").exists()
+
+
+PROBE = (
+    "import sys; sys.argv = ['lutgen', 'optimize', *sys.argv[1:]]\n"
+    "from lutgen.cli import main\n"
+    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+    "print('exit', code, 'heavy', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--lut-size", "300"], "--lut-size must be between 2 and 256"),
+        (["--image-smoothness", "-1"], "--image-smoothness"),
+        (["--prompt", ""], "--prompt is empty"),
+        (["--test-image", "missing.jpg"], "missing.jpg"),
+    ],
+)
+def test_cli_bad_inputs_exit_2_before_any_model_loads(training_folder, tmp_path, args, fragment):
+    base = ["--prompt", "warm", "--image-folder", str(training_folder), "--output-path", str(tmp_path / "x.cube")]
+    result = subprocess.run([sys.executable, "-c", PROBE, *base, *args], capture_output=True, text=True,
+                            cwd=tmp_path, env=cli_env(tmp_path), timeout=120)
+    assert "exit 2 heavy []" in result.stdout, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+
+
+def test_cli_empty_image_folder_exits_2(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("--prompt", "warm", "--image-folder", tmp_path / "empty", env=cli_env(tmp_path), cwd=tmp_path)
+    assert "has no images" in one_sentence_error(result)
