@@ -787,11 +787,14 @@ def _is_image_name(path: Path) -> bool:
 
 def _images_at(path: Path) -> list[Path]:
     if path.is_dir():
-        images = sorted(
-            child
-            for child in path.iterdir()
-            if child.is_file() and not child.name.startswith(".") and _is_image_name(child)
-        )
+        try:
+            images = sorted(
+                child
+                for child in path.iterdir()
+                if child.is_file() and not child.name.startswith(".") and _is_image_name(child)
+            )
+        except OSError as error:
+            raise ImageError(f"cannot read the folder {path}: {error.strerror or error}") from None
         if not images:
             raise ImageError(f"the folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         return images

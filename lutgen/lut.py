@@ -22,6 +22,9 @@ import numpy as np
 MIN_3D_SIZE, MAX_3D_SIZE = 2, 256
 MIN_1D_SIZE, MAX_1D_SIZE = 2, 65536
 
+INTERPOLATIONS = ("trilinear", "tetrahedral")
+"""How a 3D table is interpolated between nodes (the shaper is always linear)."""
+
 UNIT_DOMAIN = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
 
 

@@ -88,3 +88,13 @@ def test_info_describes_a_lut():
     assert "fuji_velvia_50" in result.stdout
     assert "13 (2197 nodes)" in result.stdout
     assert re.search(r"^identity +no$", result.stdout, re.M)
+
+
+def test_only_image_unreadable_says_so_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    result = lutgen("infer", VELVIA, bad, "-o", tmp_path / "out.jpg")
+    assert_one_sentence_error(result, "bad.jpg")
+    assert "wrote" not in result.stdout
+    assert not (tmp_path / "out.jpg").exists()
+

@@ -148,7 +148,14 @@ def test_several_images_need_an_output_dir(tmp_path):
 
 @pytest.mark.parametrize(
     "option, value, message",
-    [("strength", 1.5, "--strength"), ("interpolation", "cubic", "--interpolation"), ("quality", 0, "--quality")],
+    [
+        ("strength", 1.5, "--strength"),
+        ("strength", float("nan"), "--strength"),
+        ("interpolation", "cubic", "--interpolation"),
+        ("quality", 0, "--quality"),
+        ("device", "gpu", "--device"),
+        ("device", "cuda:x", "--device"),
+    ],
 )
 def test_bad_option_values(tmp_path, option, value, message):
     with pytest.raises(OptionError, match=message):

@@ -27,6 +27,35 @@ def report_error(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def run_image_task(task, *args, **kwargs):
+    """Run a per-image task (``infer``, ``enhance``) with a progress bar; Ctrl-C exits with code 130.
+
+    Outputs are written atomically, so an interruption leaves every finished image complete.
+    """
+    from tqdm import tqdm
+
+    def progress(pairs):
+        return tqdm(pairs, unit="image", disable=len(pairs) < 2, leave=False)
+
+    try:
+        return task(*args, progress=progress, **kwargs)
+    except KeyboardInterrupt:
+        report_error("interrupted; the images finished so far are written, none is half-written")
+        raise typer.Exit(130) from None
+
+
+def report_images(written: list, failed: list, output_dir) -> None:
+    """Say what a per-image task wrote and skipped; exit with code 2 if any image failed."""
+    for source, reason in failed:
+        report_error(f"skipped {source}: {reason}")
+    if len(written) == 1:
+        typer.echo(f"wrote {written[0]}")
+    elif written:
+        typer.echo(f"wrote {len(written)} images to {output_dir}")
+    if failed:
+        raise typer.Exit(2)
+
+
 def main() -> None:
     """Entry point of the ``lutgen`` console script and of ``main.py``."""
     from lutgen.cli import commands  # noqa: F401  (registers the commands on ``app``)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_error
+from lutgen.cli import app, report_images, run_image_task
 
 
 @app.command()
@@ -38,28 +38,12 @@ def enhance(
 
     Works offline with the shipped model (AdaInt, Apache-2.0, trained on MIT-Adobe FiveK).
     """
-    from tqdm import tqdm
-
     from lutgen.tasks.enhance import enhance as run_enhance
 
-    def progress(pairs):
-        return tqdm(pairs, unit="image", disable=len(pairs) < 2, leave=False)
-
-    try:
-        result = run_enhance(images, model, output_path, output_dir, export_cube, quality, device, progress)
-    except KeyboardInterrupt:
-        report_error("interrupted; the images finished so far are written, none is half-written")
-        raise typer.Exit(130) from None
-    for source, reason in result.failed:
-        report_error(f"skipped {source}: {reason}")
+    result = run_image_task(run_enhance, images, model, output_path, output_dir, export_cube, quality, device)
     for target, luts in result.exported.items():
         typer.echo(
             f"{target}: wrote {luts.shaper_cube} (exact) and {luts.plain_cube} "
             f"(PSNR {luts.plain_psnr:.1f} dB against the exact LUT on this photo)"
         )
-    if len(result.written) == 1:
-        typer.echo(f"wrote {result.written[0]}")
-    elif result.written:
-        typer.echo(f"wrote {len(result.written)} images to {output_dir}")
-    if result.failed:
-        raise typer.Exit(2)
+    report_images(result.written, result.failed, output_dir)

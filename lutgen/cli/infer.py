@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_error
+from lutgen.cli import app, report_images, run_image_task
 
 
 @app.command()
@@ -27,25 +27,9 @@ def infer(
     ),
 ) -> None:
     """Apply LUT_FILE to IMAGES and write graded copies, keeping bit depth, EXIF and ICC profile."""
-    from tqdm import tqdm
-
     from lutgen.tasks.infer import infer as run_infer
 
-    def progress(pairs):
-        return tqdm(pairs, unit="image", disable=len(pairs) < 2, leave=False)
-
-    try:
-        result = run_infer(
-            lut_file, images, output_path, output_dir, strength, interpolation, quality, device, progress
-        )
-    except KeyboardInterrupt:
-        report_error("interrupted; the images finished so far are written, none is half-written")
-        raise typer.Exit(130) from None
-    for source, reason in result.failed:
-        report_error(f"skipped {source}: {reason}")
-    if len(result.written) == 1:
-        typer.echo(f"wrote {result.written[0]}")
-    else:
-        typer.echo(f"wrote {len(result.written)} images to {output_dir}")
-    if result.failed:
-        raise typer.Exit(2)
+    result = run_image_task(
+        run_infer, lut_file, images, output_path, output_dir, strength, interpolation, quality, device
+    )
+    report_images(result.written, result.failed, output_dir)

@@ -31,9 +31,8 @@ import numpy as np
 from numba import njit, prange
 
 from lutgen.errors import OptionError
-from lutgen.lut import LUT
+from lutgen.lut import INTERPOLATIONS, LUT
 
-INTERPOLATIONS = ("trilinear", "tetrahedral")
 
 _INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

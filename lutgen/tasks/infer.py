@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import read_lut
 from lutgen.imaging import ImageData, find_images, load_image, save_image
-from lutgen.lut import LUT
+from lutgen.lut import INTERPOLATIONS, LUT
+from lutgen.tasks.options import check_number, check_quality
 
-INTERPOLATIONS = ("trilinear", "tetrahedral")
 DEFAULT_OUTPUT = Path("output.png")
 
 
@@ -55,17 +56,25 @@ def plan_outputs(
     return pairs
 
 
-def check_options(strength: float, interpolation: str, quality: int) -> None:
-    if not 0.0 <= strength <= 1.0:
-        raise OptionError(f"--strength must be between 0 and 1, not {strength}")
+def check_options(strength: float, interpolation: str, quality: int, device: str) -> str:
+    """Check the option values before any file is read; return the device name, lower-cased."""
+    check_number("strength", strength, 0, 1)
     if interpolation not in INTERPOLATIONS:
         raise OptionError(f"--interpolation must be trilinear or tetrahedral, not {interpolation!r}")
-    if not 1 <= quality <= 100:
-        raise OptionError(f"--quality must be between 1 and 100, not {quality}")
+    check_quality(quality)
+    return check_device_name(device)
 
 
 def make_applier(lut: LUT, interpolation: str, strength: float, device: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function mapping an ``(H, W, 3)`` uint8/uint16 array to the graded array of the same dtype."""
+    """A function mapping an ``(H, W, 3)`` uint8/uint16 array to the graded array of the same dtype.
+
+    ``cpu``, and ``auto`` on a machine without a GPU, use the compiled float64 kernel; a GPU runs the
+    torch functions in float32.
+    """
+    if device == "auto":
+        from lutgen.devices import has_accelerator
+
+        device = "auto" if has_accelerator() else "cpu"
     if device == "cpu":
         from lutgen.color.cpu import apply_lut_array
 
@@ -105,7 +114,7 @@ def infer(
     Images that cannot be read are reported in the result and skipped; the others are written
     atomically, so an interruption leaves every finished file complete and no partial one.
     """
-    check_options(strength, interpolation, quality)
+    device = check_options(strength, interpolation, quality, device)
     lut = read_lut(lut_path)
     images = find_images(inputs)
     pairs = plan_outputs(images, output_path, output_dir)
