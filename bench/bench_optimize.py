@@ -6,7 +6,7 @@ Usage::
 
 Image sets (made in a temporary folder from the bundled ``images/``):
 
-- ``512``: the 25 bundled photos shrunk to 512 px on the longer side (the reference tool's test set);
+- ``512``: the 25 bundled photos shrunk to 512 px on the longer side;
 - ``12mp``: four bundled photos enlarged to 4000 x 3000 JPEGs.
 
 Methods, all at the defaults (LUT 16, batch 4, Adam 0.005, all four loss weights 1.0):
@@ -14,13 +14,14 @@ Methods, all at the defaults (LUT 16, batch 4, Adam 0.005, all four loss weights
 - ``ours``: lutgen's loop: images decoded once onto the device, random resized crops + flips, CLIP
   with the faster equivalent image-tower modules, at ``--clip-precision auto``;
 - ``ours-fp32``: the same with CLIP in float32;
-- ``naive``: a re-implementation of the reference tool's step in this process, for a same-run
-  ratio: 4 images decoded from disk every step, RandomCrop 224 + flips, the LUT applied with
-  grid_sample, the stock open_clip model in float32, the reference's losses, Adam, clamp.
+- ``naive``: the naive step (decode every step, RandomCrop 224, fp32 CLIP), in this process, for a
+  same-run ratio: 4 images decoded from disk every step, RandomCrop 224 + flips, the LUT applied
+  with grid_sample, the stock open_clip model in float32, smoothness and regularisation measured on
+  the output image and the table themselves, Adam, clamp.
 
 Random weights produce denormal numbers that slow the CPU, so denormals are flushed for every
-method. The reference tool's own figures (0.90 s/step at 512 px, about 1.4 s/step at 12 MP) were
-measured earlier on this machine and are quoted, not re-run.
+method. The last-but-one column divides figures recorded for an earlier text-to-LUT tool on this
+machine, not this run (0.90 s/step at 512 px, about 1.4 s/step at 12 MP), by this run's medians.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-REFERENCE_RECORDED = {"512": 0.90, "12mp": 1.4}  # s/step, measured earlier, not in this run
+EARLIER_TOOL_RECORDED = {"512": 0.90, "12mp": 1.4}  # s/step, an earlier text-to-LUT tool, not this run
 TWELVE_MP = (4000, 3000)
 TWELVE_MP_SOURCES = ("mate_greenmeadow.jpg", "mate_dune.jpg", "raccoon_face.jpg", "mate_wood.jpg")
 
@@ -107,7 +108,7 @@ def ours(paths: list[Path], precision: str, steps: int, warmup: int) -> tuple[li
 
 
 def naive(paths: list[Path], steps: int, warmup: int) -> list[float]:
-    """The reference tool's step, re-implemented: decode 4 images every step, RandomCrop 224 + flips."""
+    """The naive step (decode every step, RandomCrop 224, fp32 CLIP): 4 images decoded per step, flips."""
     import numpy as np
     import open_clip
     import torch
@@ -206,11 +207,12 @@ def main() -> None:
                 rows.append((set_name, len(paths), method, median, decode, naive_median))
 
     print()
-    print("| images | n | method | s/step (median) | decode once (s) | x vs reference 0.90/1.4 s (recorded) "
+    print("| images | n | method | s/step (median) | decode once (s) "
+          "| x vs earlier tool 0.90/1.4 s (recorded on this machine, not this run) "
           "| x vs naive (same run) |")
     print("|---|---|---|---|---|---|---|")
     for set_name, count, method, median, decode, naive_median in rows:
-        recorded = REFERENCE_RECORDED[set_name]
+        recorded = EARLIER_TOOL_RECORDED[set_name]
         same_run = f"{naive_median / median:.2f}" if naive_median else "-"
         decode_text = f"{decode:.2f}" if decode is not None else "every step"
         label = "512 px" if set_name == "512" else "12 MP"

@@ -67,6 +67,14 @@ def tiny_clip_registered(tiny_clip_dir, tmp_path_factory) -> tuple[str, Path]:
     return TINY_NAME, tiny_clip_dir / "open_clip_model.safetensors"
 
 
+@pytest.fixture(scope="session")
+def guide(tiny_clip_model):
+    """The tiny CLIP loaded on the CPU in float32 (a :class:`~lutgen.guidance.clip.ClipGuide`), frozen."""
+    from lutgen.guidance.clip import load_clip
+
+    return load_clip(tiny_clip_model, None, "cpu", "fp32")
+
+
 def _smooth_photo(height: int, width: int, seed: int) -> np.ndarray:
     """A colourful float image with gradients, a dark corner and some texture, (H, W, 3) in [0, 1]."""
     rng = np.random.default_rng(seed)

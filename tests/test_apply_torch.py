@@ -167,6 +167,29 @@ def test_gradient_of_whole_lut_reaches_the_image():
                                     atol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("batch_shape", [(), (2,)], ids=["unbatched", "batched"])
+def test_apply_lut_gather_equals_apply_lut_in_values_and_table_gradients(batch_shape, dtype):
+    lut = LUTS["smooth-9"]
+    x = _colours(lut.domain, (*batch_shape, 9, 13), seed=15, margin=0.2)  # some pixels outside [0, 1]
+    x.reshape(-1, 3)[:4] = [[0.0, 1.0, 1.0], [1.0, 0.0, 0.5], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]  # corners, faces
+    image = _image(x, dtype)
+    weights = torch.linspace(-1, 1, image.numel(), dtype=dtype).reshape(image.shape)
+    outputs, grads = [], []
+    for function in (torch_ops.apply_lut, torch_ops.apply_lut_gather):
+        table = torch.from_numpy(lut.table).to(dtype).requires_grad_()
+        out = function(image, table)
+        (grad,) = torch.autograd.grad((out * weights).sum(), table)
+        outputs.append(out.detach())
+        grads.append(grad)
+    assert outputs[1].shape == image.shape and outputs[1].dtype == dtype
+    atol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=atol)
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=atol * 10)  # sums of many terms
+    expected = trilinear_reference(x.reshape(-1, 3), lut.table, lut.domain).reshape(x.shape)
+    np.testing.assert_allclose(_pixels(outputs[1]), expected, rtol=0, atol=1e-9 if dtype == torch.float64 else 2e-6)
+
+
 def test_gradient_is_zero_outside_the_domain():
     table = torch.from_numpy(nonlinear_lut(3, np.random.default_rng(14)).table)
     image = torch.tensor([[[1.5]], [[-0.2]], [[2.0]]], dtype=torch.float64, requires_grad=True)

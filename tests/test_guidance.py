@@ -18,11 +18,6 @@ from lutgen.optim.views import centre_box, resample_box
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def guide(tiny_clip_model):
-    return guidance.load_clip(tiny_clip_model, None, "cpu", "fp32")
-
-
 @pytest.fixture
 def empty_hub(tmp_path, monkeypatch):
     """A hub cache with nothing in it (whatever this machine has cached stays out of the test)."""

@@ -31,7 +31,7 @@ def optimize(
     test_image: Path = typer.Option(None, help="Image shown before|after in the logs [default: a bundled image]."),
     verbose: bool = typer.Option(False, "--verbose", help="Print the loss breakdown every 10 steps."),
     seed: int = typer.Option(None, help="Random seed: same seed on the same device gives the same LUT."),
-    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
     log_dir: Path = typer.Option(None, help="Log folder [default: tmp/training_logs/<prompt>/]."),
     clip_model: str = typer.Option(
         "ViT-B-32", help="open_clip architecture, or local-dir:FOLDER (open_clip_config.json + weights)."

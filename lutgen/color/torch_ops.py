@@ -107,6 +107,40 @@ def _cells(unit: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return index.long(), u - index
 
 
+def apply_lut_gather(image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Trilinear interpolation of the 3D ``table`` at every pixel of ``image``, by gathering the 8
+    corners of each pixel's cell: the same function as :func:`apply_lut` on the unit cube.
+
+    Args:
+        image: ``(B, 3, H, W)`` or ``(3, H, W)`` float, clamped to ``[0, 1]``.
+        table: ``(N, N, N, 3)`` ``[b, g, r, c]``, moved to the image's device and dtype.
+
+    Returns:
+        Tensor of the image's shape. Differentiable w.r.t. the table only (the image is treated
+        as a constant).
+
+    The backward pass is an indexed accumulation into the table, which CUDA runs
+    deterministically; ``grid_sample``'s backward accumulates with atomics, so two identical runs
+    on a GPU could differ in the last bits. Use this where runs must be reproducible on CUDA.
+    """
+    _check_image(image)
+    _check_table(table)
+    n = table.shape[0]
+    table = table.to(device=image.device, dtype=image.dtype)
+    unit = image.detach().clamp(0.0, 1.0).movedim(-3, -1)  # (..., H, W, 3): r, g, b
+    index, frac = _cells(unit, n)
+    base = index[..., 0] + index[..., 1] * n + index[..., 2] * (n * n)
+    flat = table.reshape(-1, 3)
+    fr, fg, fb = frac.unbind(-1)
+    out = None
+    for db, wb in ((0, 1 - fb), (1, fb)):
+        for dg, wg in ((0, 1 - fg), (1, fg)):
+            for dr, wr in ((0, 1 - fr), (1, fr)):
+                term = (wr * wg * wb).unsqueeze(-1) * flat[base + (dr + dg * n + db * n * n)]
+                out = term if out is None else out + term
+    return out.movedim(-1, -3)
+
+
 def apply_lut_tetrahedral(image: torch.Tensor, table: torch.Tensor, domain=None) -> torch.Tensor:
     """Tetrahedral interpolation of the 3D ``table`` at every pixel of ``image``.
 

@@ -1,18 +1,18 @@
 """Guidance models that score how well an image matches a text prompt (CLIP through open_clip).
 
-Importing this package is cheap; torch and open_clip load with :mod:`lutgen.guidance.clip`.
+Importing this package is cheap (no torch, no open_clip): it holds the option values that are
+checked before any model loads. The models themselves are in :mod:`lutgen.guidance.clip`.
 """
 
 from __future__ import annotations
 
-_EXPORTS = ("ClipGuide", "ClipInput", "WeightsSource", "load_clip", "resolve_weights", "DEFAULT_MODEL", "DEFAULT_PRETRAINED")
+from lutgen.errors import OptionError
 
-__all__ = list(_EXPORTS)
+CLIP_PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        from lutgen.guidance import clip
-
-        return getattr(clip, name)
-    raise AttributeError(f"module 'lutgen.guidance' has no attribute {name!r}")
+def check_clip_precision(precision: str) -> str:
+    """Return ``precision`` if it is one of :data:`CLIP_PRECISIONS`; else raise an :class:`OptionError`."""
+    if precision not in CLIP_PRECISIONS:
+        raise OptionError(f"--clip-precision must be one of {', '.join(CLIP_PRECISIONS)}, not {precision!r}")
+    return precision

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lutgen.errors import LutgenError, OptionError
+from lutgen.guidance import check_clip_precision
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
 LOCAL_DIR_PREFIX = "local-dir:"
 HF_HUB_PREFIX = "hf-hub:"
-PRECISIONS = ("auto", "fp32", "bf16")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 HUB_PROBE_TIMEOUT_S = 1.5
 
@@ -255,8 +255,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     ``auto`` is bfloat16 on CUDA and on CPUs with native bfloat16 matrix units (AVX512-BF16, AMX),
     float32 elsewhere (MPS included).
     """
-    if precision not in PRECISIONS:
-        raise OptionError(f"--clip-precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    check_clip_precision(precision)
     if precision == "fp32":
         return None
     if precision == "bf16":

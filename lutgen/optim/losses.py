@@ -1,6 +1,8 @@
-"""The losses of text-to-LUT optimisation, with the names and weights of the reference tool.
+"""The losses of text-to-LUT optimisation: CLIP plus four weighted auxiliary terms.
 
-Every auxiliary loss measures what the LUT *changes*, so each is exactly zero at the identity LUT:
+Every auxiliary loss measures only what the LUT *changes*, so each is exactly zero at the identity
+LUT. (A smoothness term on the output image itself would penalise the photo's own texture; one on
+the table itself would pull the black corner up.)
 
 - image smoothness: the high frequencies of the change the LUT makes to the image,
   ``mean((d - lowpass(d))^2)`` with ``d = graded - original`` and ``lowpass`` a half-size

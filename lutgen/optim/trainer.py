@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lutgen.color.torch_ops import apply_lut
+from lutgen.color.torch_ops import apply_lut, apply_lut_gather
 from lutgen.optim.losses import LossTerms, LossWeights, compute_losses
 from lutgen.optim.parameterisation import BoundedLUT
 from lutgen.optim.views import ViewSampler
@@ -40,46 +40,22 @@ class StepRecord:
     FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth")
 
     def verbose_line(self) -> str:
-        """The reference tool's ``--verbose`` line."""
+        """The line ``--verbose`` prints every 10 steps: the total and each weighted term, 4 decimals."""
         return (
             f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}, Smooth: {self.smooth:.4f}, "
             f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, LUT Smooth: {self.lut_smooth:.4f})"
         )
 
 
-def trilinear_gather(images: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Trilinear lookup of ``(B, 3, H, W)`` images in ``[0, 1]`` in a ``(N, N, N, 3)`` table, by gathering
-    the 8 corners of each pixel's cell. Same function as :func:`lutgen.color.torch_ops.apply_lut`;
-    its backward pass is an indexed accumulation, which CUDA runs deterministically (grid_sample's
-    backward accumulates with atomics, so two runs would differ in the last bits). Gradients flow to
-    the table only.
-    """
-    n = table.shape[0]
-    position = images.detach().clamp(0.0, 1.0).movedim(1, -1) * (n - 1)  # (B, H, W, 3): r, g, b
-    lower = position.floor().clamp_(0, n - 2)
-    fraction = position - lower
-    lower = lower.long()
-    base = lower[..., 0] + lower[..., 1] * n + lower[..., 2] * (n * n)
-    flat = table.reshape(-1, 3)
-    fr, fg, fb = fraction.unbind(-1)
-    out = None
-    for db, wb in ((0, 1 - fb), (1, fb)):
-        for dg, wg in ((0, 1 - fg), (1, fg)):
-            for dr, wr in ((0, 1 - fr), (1, fr)):
-                corner = flat[base + (dr + dg * n + db * n * n)]
-                term = (wr * wg * wb).unsqueeze(-1) * corner
-                out = term if out is None else out + term
-    return out.movedim(-1, 1)
-
-
 def grade(views: torch.Tensor, table_change: torch.Tensor) -> torch.Tensor:
     """The change a LUT with table ``identity + table_change`` makes to ``views`` (``(B, 3, h, w)``).
 
     ``grid_sample`` (:func:`~lutgen.color.torch_ops.apply_lut`) on the CPU and MPS, where its backward
-    pass is deterministic and fastest; :func:`trilinear_gather` on CUDA, for reproducible runs.
+    pass is deterministic and fastest; :func:`~lutgen.color.torch_ops.apply_lut_gather` on CUDA, for
+    reproducible runs.
     """
     if views.device.type == "cuda":
-        return trilinear_gather(views, table_change)
+        return apply_lut_gather(views, table_change)
     return apply_lut(views, table_change)
 
 

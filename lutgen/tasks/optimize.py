@@ -2,8 +2,9 @@
 
 Order of work, so that mistakes cost nothing:
 
-1. :func:`validate` checks every option, finds the images and reads the test image, importing
-   neither torch nor open_clip; a bad value is an :class:`~lutgen.errors.OptionError` (exit 2).
+1. :func:`validate` checks every option (the output's folder and the log folder must be creatable
+   and writable), finds the images and reads the test image, importing neither torch nor open_clip;
+   a bad value is an :class:`~lutgen.errors.OptionError` (exit 2).
 2. The device is chosen, and :func:`~lutgen.guidance.clip.resolve_weights` decides where the CLIP
    weights come from (failing at once when they are neither cached nor downloadable).
 3. The images are decoded once, at a working resolution, onto the device. Files that cannot be
@@ -11,14 +12,16 @@ Order of work, so that mistakes cost nothing:
 4. CLIP is loaded, the prompt embedded once, and the LUT optimised for ``steps`` full batches.
 5. The LUT is written to the output path exactly as optimised: no smoothing in between.
 
+The log folder is a by-product: a log file that cannot be written is reported once as a warning,
+and the optimisation goes on to write the LUT.
+
 Ctrl-C during the optimisation writes the LUT reached so far to the output path; the result says
 so (``interrupted``), and the command line exits with code 130.
 """
 
 from __future__ import annotations
 
-import math
-import random
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,11 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lutgen.devices import DEVICE_CHOICES
+from lutgen.devices import check_device_name
 from lutgen.errors import ImageError, LutgenError, OptionError
 from lutgen.formats import write_lut
+from lutgen.guidance import check_clip_precision
 from lutgen.imaging import ImageData, find_images, load_rgb_float, save_image
 from lutgen.lut import MAX_3D_SIZE, MIN_3D_SIZE
+from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_IMAGES = PROJECT_ROOT / "images"
@@ -45,8 +50,6 @@ CONTACT_SHEET_IMAGES = (
 )
 PREVIEW_WIDTH = 768  # the whole before|after picture
 CONTACT_SIDE = 440
-PRECISIONS = ("auto", "fp32", "bf16")
-MAX_SEED = 2**63 - 1
 
 
 def default_image_folder() -> Path:
@@ -56,7 +59,7 @@ def default_image_folder() -> Path:
 
 @dataclass
 class OptimizeOptions:
-    """Every option of ``lutgen optimize``, with the reference tool's defaults."""
+    """Every option of ``lutgen optimize``, with the command line's defaults."""
 
     prompt: str
     image_folder: Path | None = None
@@ -114,41 +117,35 @@ def prompt_slug(prompt: str) -> str:
     return slug or "untitled"
 
 
-def _check_number(name: str, value: float, low: float | None = None, high: float | None = None,
-                   low_inclusive: bool = True) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise OptionError(f"--{name} must be a finite number, not {value}")
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    too_high = high is not None and value > high
-    if too_low or too_high:
-        if low is not None and high is not None:
-            raise OptionError(f"--{name} must be between {low} and {high}, not {value}")
-        relation = "at least" if low_inclusive else "greater than"
-        raise OptionError(f"--{name} must be {relation} {low}, not {value}")
-
-
 def _check_numbers(o: OptimizeOptions) -> None:
-    _check_number("steps", o.steps, 1)
-    _check_number("lut-size", o.lut_size, MIN_3D_SIZE, MAX_3D_SIZE)
-    _check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
+    check_number("steps", o.steps, 1)
+    check_number("lut-size", o.lut_size, MIN_3D_SIZE, MAX_3D_SIZE)
+    check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
     for name in ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness"):
-        _check_number(name, getattr(o, name.replace("-", "_")), 0)
-    _check_number("batch-size", o.batch_size, 1)
-    _check_number("log-interval", o.log_interval, 0)
-    if o.seed is not None:
-        _check_number("seed", o.seed, 0, MAX_SEED)
+        check_number(name, getattr(o, name.replace("-", "_")), 0)
+    check_number("batch-size", o.batch_size, 1)
+    check_number("log-interval", o.log_interval, 0)
 
 
 def _check_choices(o: OptimizeOptions) -> None:
-    device = o.device.lower()
-    if device not in DEVICE_CHOICES and not re.fullmatch(r"cuda:\d+", device):
-        raise OptionError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {o.device!r}")
-    if o.clip_precision not in PRECISIONS:
-        raise OptionError(f"--clip-precision must be one of {', '.join(PRECISIONS)}, not {o.clip_precision!r}")
+    check_device_name(o.device)
+    check_clip_precision(o.clip_precision)
     if not o.clip_model.strip():
         raise OptionError("--clip-model is empty; give an open_clip model name such as ViT-B-32")
     if not str(o.clip_pretrained).strip():
         raise OptionError("--clip-pretrained is empty; give a tag such as openai or a weights file")
+
+
+def _check_folder_can_be_written(folder: Path, option: str, value: Path) -> None:
+    """Refuse ``folder`` (given as ``option value``) when it cannot be created or written to.
+
+    Creates nothing: the nearest folder that exists must be a writable folder, not a file.
+    """
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise OptionError(f"{option} {value} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{option} {value} cannot be written: the folder {existing} is not writable")
 
 
 def _check_output(path: Path) -> None:
@@ -156,16 +153,15 @@ def _check_output(path: Path) -> None:
         raise OptionError(f"--output-path {path} must end in .cube")
     if path.is_dir():
         raise OptionError(f"--output-path {path} is a folder; give a .cube file name")
+    _check_folder_can_be_written(path.parent, "--output-path", path)
 
 
 def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
-    """The log folder (``None`` when logging is off); refused when a file is in the way."""
+    """The log folder (``None`` when logging is off); refused when it cannot be created or written."""
     if o.log_interval == 0:
         return None
     log_dir = Path(o.log_dir) if o.log_dir is not None else Path("tmp") / "training_logs" / prompt_slug(prompt)
-    blocking = next((p for p in (log_dir, *log_dir.parents) if p.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise OptionError(f"--log-dir {log_dir} cannot be created: {blocking} is a file")
+    _check_folder_can_be_written(log_dir, "--log-dir", log_dir)
     return log_dir
 
 
@@ -187,16 +183,17 @@ def validate(o: OptimizeOptions) -> Plan:
     if not prompt:
         raise OptionError("--prompt is empty; describe the look you want, e.g. 'golden hour warm sunlight'")
     _check_numbers(o)
+    seed = choose_seed(o.seed)
     _check_choices(o)
     _check_output(Path(o.output_path))
+    log_dir = _choose_log_dir(o, prompt)
     folder = Path(o.image_folder) if o.image_folder is not None else default_image_folder()
     if not folder.exists():
         raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
     images = find_images(folder)
     test_image = Path(o.test_image) if o.test_image is not None else _default_test_image(images)
     test_pixels = load_rgb_float(test_image, max_side=PREVIEW_WIDTH)
-    seed = o.seed if o.seed is not None else random.SystemRandom().randrange(2**31)
-    return Plan(prompt, images, test_image, test_pixels, _choose_log_dir(o, prompt), seed)
+    return Plan(prompt, images, test_image, test_pixels, log_dir, seed)
 
 
 def settings_comment(o: OptimizeOptions, plan: Plan, weights_label: str) -> str:
@@ -232,15 +229,21 @@ def _contact_images(training: list[Path]) -> list[Path]:
 
 
 class _TrainingLog:
-    """Writes the files of the log folder: step pictures and .cube files, losses.csv, plot, contact sheet."""
+    """Writes the files of the log folder: step pictures and .cube files, losses.csv, plot, contact sheet.
 
-    def __init__(self, log_dir: Path, prompt: str, test_pixels: np.ndarray, device):
+    The log is a by-product: a file that cannot be written (disk full, folder removed, a folder
+    where a file should be) is reported once through ``warn`` and the run goes on.
+    """
+
+    def __init__(self, log_dir: Path, prompt: str, test_pixels: np.ndarray, device, warn: Callable[[str], None]):
         import torch
 
         from lutgen.optim import report
 
         self.dir = log_dir
         self.prompt = prompt
+        self.warn = warn
+        self.failed = False
         self.report = report
         half = (PREVIEW_WIDTH - report.GAP) // 2
         self.before = report.fit_width(report.to_uint8(test_pixels), half)
@@ -256,24 +259,36 @@ class _TrainingLog:
             graded = apply_lut(pixels, table).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
         return self.report.to_uint8(graded)
 
-    def _save_png(self, pixels: np.ndarray, name: str) -> Path:
-        path = self.dir / name
-        save_image(ImageData(rgb=np.ascontiguousarray(pixels), format="PNG"), path)
-        return path
+    def _write(self, write: Callable[..., None], *args) -> None:
+        """``write(*args)``; a failure becomes one warning (the first only) instead of ending the run."""
+        try:
+            write(*args)
+        except (OSError, LutgenError) as error:
+            if not self.failed:
+                self.failed = True
+                reason = str(error)
+                if isinstance(error, OSError) and error.strerror:
+                    reason = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+                self.warn(f"could not write to the training log in {self.dir} ({reason}); the run goes on, "
+                          "further log failures are not reported, and the LUT will still be saved")
+
+    def _save_png(self, pixels: np.ndarray, name: str) -> None:
+        image = ImageData(rgb=np.ascontiguousarray(pixels), format="PNG")
+        self._write(save_image, image, self.dir / name)
 
     def snapshot(self, step: int, lut_module, records) -> None:
         table = lut_module.table().detach()
         after = self.report.fit_width(self._graded(self.test, table), self.half)
         self._save_png(self.report.side_by_side(self.before, after), f"step_{step:05d}.png")
         lut = lut_module.to_lut(title=self.prompt, comments=(f"step {step}",))
-        write_lut(lut, self.dir / f"step_{step:05d}.cube")
+        self._write(write_lut, lut, self.dir / f"step_{step:05d}.cube")
         self.losses(records)
 
     def losses(self, records) -> None:
         if records:
-            self.report.write_losses_csv(records, self.dir / "losses.csv")
+            self._write(self.report.write_losses_csv, records, self.dir / "losses.csv")
 
-    def finish(self, lut_module, records, training: list[Path], warn: Callable[[str], None]) -> None:
+    def finish(self, lut_module, records, training: list[Path]) -> None:
         import torch
 
         if records:
@@ -284,24 +299,13 @@ class _TrainingLog:
             try:
                 pixels = load_rgb_float(path, max_side=CONTACT_SIDE)
             except LutgenError as error:
-                warn(f"left {path} out of the contact sheet: {error}")
+                self.warn(f"left {path} out of the contact sheet: {error}")
                 continue
             tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous().to(table.device)
             pairs.append((self.report.to_uint8(pixels), self._graded(tensor, table)))
             labels.append(path.name)
         if pairs:
             self._save_png(self.report.contact_sheet(pairs, labels), "contact_sheet.png")
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def optimize(
@@ -356,7 +360,7 @@ def optimize(
     log = None
     if plan.log_dir is not None:
         _make_log_dir(plan.log_dir)
-        log = _TrainingLog(plan.log_dir, plan.prompt, plan.test_pixels, device)
+        log = _TrainingLog(plan.log_dir, plan.prompt, plan.test_pixels, device, warn)
         echo(f"Training logs will be saved to: {plan.log_dir}/")
 
     records, interrupted = _train(trainer, options, log, echo, progress)
@@ -373,7 +377,7 @@ def optimize(
         else:
             if trainer.steps_done % options.log_interval:
                 log.snapshot(trainer.steps_done, lut, records)
-            log.finish(lut, records, plan.images, warn)
+            log.finish(lut, records, plan.images)
     return OptimizeResult(
         output_path=Path(options.output_path), steps=options.steps, steps_done=trainer.steps_done,
         interrupted=interrupted, seed=plan.seed, log_dir=plan.log_dir, lut=result_lut,
@@ -383,8 +387,6 @@ def optimize(
 
 def _make_reproducible(device, seed: int) -> None:
     """Same seed, same device, same LUT: seed torch and choose deterministic kernels."""
-    import os
-
     import torch
 
     torch.manual_seed(seed)
@@ -399,7 +401,7 @@ def _make_reproducible(device, seed: int) -> None:
 def _train(trainer, options: OptimizeOptions, log: _TrainingLog | None, echo, progress) -> tuple[list, bool]:
     """Run the steps; returns the step records and whether Ctrl-C stopped the run."""
     records = []
-    bar = progress(options.steps) if progress is not None else _NoBar()
+    bar = progress(options.steps) if progress is not None else NoProgressBar()
     try:
         for _ in range(options.steps):
             record = trainer.step()
