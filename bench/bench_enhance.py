@@ -35,7 +35,6 @@ sys.path.insert(0, str(ROOT))
 ENHANCE_JOB = """
 import sys
 sys.argv = ["lutgen", "enhance", *sys.argv[1:]]
-import lutgen.cli.enhance  # registers the command whether or not lutgen.cli.commands imports it
 from lutgen.cli import main
 try:
     main()

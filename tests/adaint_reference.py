@@ -1,7 +1,7 @@
 """Independent float64 references for AdaInt: the transform and the published network.
 
-Written from the method's equations (``../shared/docs/adaint.md`` sections 1-2), in the *published*
-layouts, without lutgen's code:
+Written from the equations of the AdaInt paper (Yang et al., CVPR 2022: the adaptive-interval
+lookup and the network) and the layouts of its published code, without lutgen's code:
 
 - the LUT is ``(3, N, N, N)`` indexed ``[o, k_b, k_g, k_r]``;
 - the cell of ``x`` on vertices ``p`` is found like ``std::lower_bound``: ``k = clamp(#{p_j < x} - 1, 0, N - 2)``

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +12,15 @@ from pathlib import Path
 import colour
 import numpy as np
 import pytest
-from PIL import Image
+from pairs_fixture import write_pairs
 from scipy.signal import correlate2d
 
-from lutgen.errors import LutgenError
+from lutgen.color import adaint
+from lutgen.errors import LutgenError, OptionError
 from lutgen.imaging import load_image
+from lutgen.models import load_weights
 from lutgen.tasks.enhance import enhance
 from lutgen.tasks.evaluate import delta_e76, evaluate, psnr, srgb_to_lab, ssim
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def reference_ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
@@ -80,6 +81,7 @@ def test_psnr_and_delta_e_against_colour_science():
     b = np.clip(a + rng.normal(0, 0.02, a.shape), 0, 1)
     assert psnr(a, b) == pytest.approx(10 * np.log10(1 / np.mean((a - b) ** 2)), rel=1e-12)
     assert psnr(a, a) == np.inf
+    assert psnr is adaint.psnr  # one PSNR for evaluate and for the exported LUTs' fidelity
     d65 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]
     lab_a = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(a), d65)
     lab_b = colour.XYZ_to_Lab(colour.sRGB_to_XYZ(b), d65)
@@ -88,20 +90,14 @@ def test_psnr_and_delta_e_against_colour_science():
     assert srgb_to_lab(np.ones(3)) == pytest.approx([100, 0, 0], abs=1e-9)
 
 
+def darkened(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Input: the photo through a gamma of 1.3 (darker); target: the photo itself."""
+    return photo**1.3, photo
+
+
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> tuple[Path, Path]:
-    folder = tmp_path_factory.mktemp("pairs")
-    inputs, targets = folder / "input", folder / "target"
-    inputs.mkdir()
-    targets.mkdir()
-    for name in ("coffee", "chelsea_cat"):
-        with Image.open(ROOT / "images" / f"{name}.jpg") as im:
-            im = im.convert("RGB")
-            im.thumbnail((160, 160))
-            x = np.asarray(im) / 255.0
-        Image.fromarray(np.round(x**1.3 * 255).astype(np.uint8)).save(inputs / f"{name}.png")
-        Image.fromarray(np.round(x * 255).astype(np.uint8)).save(targets / f"{name}.jpg", quality=95)
-    return inputs, targets
+    return write_pairs(tmp_path_factory.mktemp("pairs"), ("coffee", "chelsea_cat"), 160, darkened, ".jpg")
 
 
 def test_scores_are_those_of_the_enhanced_images(pairs, tmp_path):
@@ -142,3 +138,56 @@ def test_cli_prints_a_table_and_writes_the_csv(pairs, tmp_path):
                           str(tmp_path / "absent")], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("error: the target folder") and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_csv_never_overwrites_a_photo_and_is_checked_before_scoring(pairs, tmp_path):
+    photo = pairs[0] / "coffee.png"
+    original = photo.read_bytes()
+    with pytest.raises(OptionError, match=r"^--csv .*coffee.png must end in .csv$"):
+        evaluate("fivek-srgb", pairs[0], pairs[1], photo)
+    alias = tmp_path / "scores.csv"
+    alias.symlink_to(photo)  # a .csv name that is a photo all the same
+    with pytest.raises(LutgenError, match=r"^refusing to overwrite the input .*coffee.png"):
+        evaluate("fivek-srgb", pairs[0], pairs[1], alias)
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(OptionError, match="is a folder"):
+        evaluate("fivek-srgb", pairs[0], pairs[1], tmp_path / "folder.csv")
+    with pytest.raises(OptionError, match="--device must be one of"):
+        evaluate("fivek-srgb", pairs[0], pairs[1], tmp_path / "new.csv", device="tpu")
+    assert photo.read_bytes() == original and alias.is_symlink()
+    assert not (tmp_path / "new.csv").exists()
+
+
+def underflowing_model(path: Path) -> Path:
+    """The shipped model with an interval logit so low that its softmax is exactly 0 in float32:
+    two vertices of the red channel coincide for every photo."""
+    from safetensors.numpy import save_file
+
+    weights = load_weights("fivek-srgb")
+    tensors = dict(weights.tensors)
+    tensors["adaint.intervals_generator.weight"] = np.zeros_like(tensors["adaint.intervals_generator.weight"])
+    bias = np.zeros_like(tensors["adaint.intervals_generator.bias"])
+    bias[5] = -200.0
+    tensors["adaint.intervals_generator.bias"] = bias
+    save_file(tensors, str(path))
+    return path
+
+
+def test_a_model_whose_intervals_underflow_is_one_sentence_naming_it(pairs, tmp_path):
+    import torch
+
+    from lutgen.tasks.enhance import _TorchEnhancer
+
+    model = underflowing_model(tmp_path / "underflow.safetensors")
+    message = r"the model .*underflow.safetensors predicted vertices that are not strictly increasing"
+    result = enhance([pairs[0]], model=str(model), output_dir=tmp_path / "out")
+    assert result.written == [] and len(result.failed) == 2
+    for _, reason in result.failed:
+        assert re.match(message, reason) and "underflowed" in reason
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    with pytest.raises(LutgenError, match=f"^cannot evaluate .*chelsea_cat.png: {message}"):
+        evaluate(str(model), pairs[0], pairs[1], tmp_path / "scores.csv")
+    assert not (tmp_path / "scores.csv").exists()
+    on_torch = _TorchEnhancer(load_weights(model), torch.device("cpu"))
+    with pytest.raises(LutgenError, match=message):
+        on_torch(load_image(pairs[0] / "coffee.png").rgb)

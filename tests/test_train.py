@@ -7,7 +7,10 @@ a gamma that brings the mean to 0.45), so that one fixed LUT cannot fit them all
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from pairs_fixture import write_pairs
 from PIL import Image
 
-from lutgen.errors import ImageError, OptionError
+from lutgen.errors import ImageError, LutgenError, OptionError
 from lutgen.imaging import load_image
 from lutgen.tasks.enhance import enhance
 from lutgen.tasks.evaluate import evaluate, psnr
@@ -26,14 +30,16 @@ from lutgen.tasks.pairs import pair_images
 from lutgen.tasks.train import (
     CHECKPOINT_NAME,
     TrainOptions,
+    _save_checkpoint,
     augment,
     batch_indices,
     default_checkpoint_dir,
+    save_weights,
+    start_processes,
     train,
     validate,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "chelsea_cat", "coffee", "china", "flower", "mate_dune", "mate_garden", "rocket")
 
 
@@ -46,25 +52,15 @@ def retouch(x: np.ndarray) -> np.ndarray:
     return balanced**gamma
 
 
-def make_pairs(folder: Path, side: int = 64, seed: int = 0) -> tuple[Path, Path]:
-    rng = np.random.default_rng(seed)
-    inputs, targets = folder / "input", folder / "target"
-    inputs.mkdir(parents=True)
-    targets.mkdir()
-    for name in PHOTOS:
-        with Image.open(ROOT / "images" / f"{name}.jpg") as im:
-            im = im.convert("RGB")
-            im.thumbnail((side, side), Image.LANCZOS)
-            x = np.asarray(im) / 255.0
-        x = np.clip(x ** rng.uniform(0.6, 1.8) * rng.uniform(0.7, 1.1, 3), 0, 1)
-        Image.fromarray(np.round(x * 255).astype(np.uint8)).save(inputs / f"{name}.png")
-        Image.fromarray(np.round(retouch(x) * 255).astype(np.uint8)).save(targets / f"{name}.png")
-    return inputs, targets
+def exposed_and_retouched(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Input: the photo with a random exposure (gamma) and colour cast; target: that input retouched."""
+    x = np.clip(photo ** rng.uniform(0.6, 1.8) * rng.uniform(0.7, 1.1, 3), 0, 1)
+    return x, retouch(x)
 
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> tuple[Path, Path]:
-    return make_pairs(tmp_path_factory.mktemp("pairs"))
+    return write_pairs(tmp_path_factory.mktemp("pairs"), PHOTOS, 64, exposed_and_retouched)
 
 
 def options(pairs, output: Path, **changes) -> TrainOptions:
@@ -140,6 +136,96 @@ def test_option_errors(pairs, tmp_path, monkeypatch):
     with pytest.raises(OptionError, match="multiple of the 2 processes"):
         validate(options(pairs, tmp_path / "m.safetensors", batch_size=3))
     assert default_checkpoint_dir(Path("out/model.safetensors")) == Path("out/model_checkpoints")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_training(pairs, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OptionError, match=r"--output-path .*: the folder .*sub cannot be made because .*blocker is a"):
+        train(options(pairs, blocker / "sub" / "m.safetensors"))
+    with pytest.raises(OptionError, match=r"--checkpoint-dir: .*blocker is a file, not a folder"):
+        train(options(pairs, tmp_path / "m.safetensors", checkpoint_dir=blocker))
+    (tmp_path / "checkpoints" / CHECKPOINT_NAME).mkdir(parents=True)
+    with pytest.raises(OptionError, match=f"{CHECKPOINT_NAME} is a folder"):
+        train(options(pairs, tmp_path / "m.safetensors", checkpoint_dir=tmp_path / "checkpoints"))
+    made = {"blocker", "checkpoints"}
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        made.add("locked")
+        with pytest.raises(OptionError, match="permission denied"):
+            train(options(pairs, locked / "new" / "m.safetensors"))
+    assert {path.name for path in tmp_path.iterdir()} == made  # the refusals made no folders
+    plan = validate(options(pairs, tmp_path / "new" / "deeper" / "m.safetensors"))  # folders to be made are fine
+    assert plan.checkpoint_dir == tmp_path / "new" / "deeper" / "m_checkpoints" and not plan.checkpoint_dir.exists()
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int):
+    """Writes that would make a file larger than ``limit`` bytes fail (EFBIG), as on a full disk."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_a_failed_write_is_one_sentence_and_keeps_the_last_checkpoint(pairs, tmp_path):
+    from lutgen.models.adaint import AiLUT
+
+    model = AiLUT(n_vertices=9)  # about 1 MB of weights
+    optimizer = torch.optim.Adam(model.parameters())
+    settings = options(pairs, tmp_path / "m.safetensors")
+    checkpoint = tmp_path / "checkpoints" / CHECKPOINT_NAME
+    _save_checkpoint(checkpoint, settings, 3, 0, 1, model, optimizer, [])
+    saved = checkpoint.read_bytes()
+    with file_size_limit(64 << 10):
+        with pytest.raises(LutgenError, match=r"^cannot write the checkpoint .*last.pt: writing failed \(is the disk"):
+            _save_checkpoint(checkpoint, settings, 3, 0, 2, model, optimizer, [])
+        with pytest.raises(LutgenError, match=r"^cannot write .*w.safetensors: writing failed"):
+            save_weights(model, tmp_path / "w.safetensors", {})
+    assert checkpoint.read_bytes() == saved and _state(checkpoint)["step"] == 1
+    assert [path.name for path in checkpoint.parent.iterdir()] == [CHECKPOINT_NAME]  # no partial files left
+    assert not (tmp_path / "w.safetensors").exists()
+
+
+def test_devices_under_torchrun(monkeypatch):
+    """Checked before the process group is joined, so one process can see every refusal."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(OptionError, match="--device mps cannot be used under torchrun"):
+        start_processes("mps")
+    with pytest.raises(OptionError, match="--device cuda:1 names one GPU, but torchrun started 2 processes"):
+        start_processes("CUDA:1")
+    with pytest.raises(OptionError, match="--device must be one of"):
+        start_processes("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionError, match="no CUDA GPU"):
+            start_processes("cuda")
+    elif torch.cuda.device_count() < 2:
+        with pytest.raises(OptionError, match="torchrun started 2 processes on this machine, but it has 1 CUDA"):
+            start_processes("cuda")
+
+
+def test_importing_and_validating_the_options_does_not_import_torch(pairs, tmp_path):
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from lutgen.tasks.train import TrainOptions, validate\n"
+        "plan = validate(TrainOptions(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), device='cuda:0'))\n"
+        "print(len(plan.pairs), 'torch' in sys.modules)\n"
+    )
+    arguments = [str(pairs[0]), str(pairs[1]), str(tmp_path / "m.safetensors")]
+    result = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["8", "False"]
 
 
 def test_every_epoch_is_a_permutation_of_the_pairs():
@@ -276,13 +362,14 @@ def test_born_again_trains_a_student_per_generation(pairs, tmp_path):
 
 
 def test_the_distillation_term_of_the_loss():
-    from lutgen.models.adaint import AiLUTOutput, LossWeights, sample_loss
+    from lutgen.models import AdaIntLossWeights
+    from lutgen.models.adaint import AiLUTOutput, sample_loss
 
     rng = torch.Generator().manual_seed(0)
     image, target, teacher = (torch.rand(1, 3, 4, 5, generator=rng, dtype=torch.float64) for _ in range(3))
     weights = torch.rand(1, 3, generator=rng, dtype=torch.float64)
     output = AiLUTOutput(image, weights, torch.zeros(1), torch.zeros(1))
-    factors = LossWeights(sparse_factor=0.01)
+    factors = AdaIntLossWeights(sparse_factor=0.01)
     expected = ((image - target) ** 2).mean() + 0.01 * (weights**2).mean() + 0.3 * ((image - teacher) ** 2).mean()
     assert sample_loss(output, target, factors, teacher, 0.3).item() == pytest.approx(expected.item(), rel=1e-12)
     assert sample_loss(output, target, factors).item() == pytest.approx(
@@ -296,7 +383,6 @@ def test_the_distillation_term_of_the_loss():
 PROBE = """
 import sys
 sys.argv = ['lutgen', *sys.argv[1:]]
-import lutgen.cli.train  # registers the command (lutgen.cli.commands may import it too)
 from lutgen.cli import main
 main()
 """
@@ -304,17 +390,15 @@ main()
 
 def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     """float64, so that the only differences are rounding: same total batch of 2, 8 steps, AdaInt frozen
-    for the first epoch, augmentation on (crops, flips and jitter follow the sample, not the process)."""
-    settings = dict(epochs=2, batch_size=2, adaint_frozen_epochs=1, augment=True, precision="float64", seed=11)
-    single = train(options(pairs, tmp_path / "single.safetensors", **settings), echo=lambda _: None)
-
+    for the first epoch, augmentation on (crops, flips and jitter follow the sample, not the process).
+    No --seed: the processes must agree on the seed the first one draws."""
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     output = tmp_path / "two.safetensors"
     arguments = [
         "train", "--input-dir", pairs[0], "--target-dir", pairs[1], "-o", output, "--epochs", "2",
         "--batch-size", "2", "--learning-rate", "1e-3", "--n-vertices", "9", "--adaint-frozen-epochs", "1",
-        "--seed", "11", "--device", "cpu", "--max-side", "64", "--precision", "float64",
+        "--device", "cpu", "--max-side", "64", "--precision", "float64",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(probe)]
@@ -323,6 +407,10 @@ def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count(f"wrote {output}") == 1  # only the first process reports
     assert "2 process(es)" in result.stderr + result.stdout
+    seed = int(re.search(rf"wrote {re.escape(str(output))} \(seed (\d+)\)", result.stdout).group(1))
+
+    settings = dict(epochs=2, batch_size=2, adaint_frozen_epochs=1, augment=True, precision="float64", seed=seed)
+    single = train(options(pairs, tmp_path / "single.safetensors", **settings), echo=lambda _: None)
 
     one = _state(single.checkpoint_path)
     two = _state(default_checkpoint_dir(output) / CHECKPOINT_NAME)

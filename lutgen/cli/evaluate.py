@@ -14,7 +14,7 @@ def evaluate(
     input_dir: Path = typer.Option(..., help="Folder of input photos."),
     target_dir: Path = typer.Option(..., help="Folder of target photos, matched to the inputs by file name."),
     model: str = typer.Option("fivek-srgb", help="fivek-srgb, fivek-xyz, or a weights file (.safetensors, .pth)."),
-    csv_path: Path = typer.Option(Path("evaluation.csv"), "--csv", help="Where to write the scores as CSV."),
+    csv_path: Path = typer.Option(Path("evaluation.csv"), "--csv", help="Where to write the scores (a .csv file)."),
     device: str = typer.Option("cpu", help="cpu (NumPy network + compiled LUT kernel), cuda, mps, or auto."),
 ) -> None:
     """Enhance every input as `lutgen enhance` does and score it against its target (and the input, as a baseline)."""

@@ -34,7 +34,8 @@ def train(
     checkpoint_every: int = typer.Option(0, help="Steps between checkpoints; 0: once per epoch."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
     seed: int = typer.Option(None, help="Seed for initialisation, batches and augmentation [default: random]."),
-    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps; under "
+                                            "torchrun, cuda gives process i GPU i."),
     precision: str = typer.Option("float32", help="float32, or float64 (slow; reproducible to rounding level)."),
 ) -> None:
     """Train a model on pairs of photos (input -> graded target); run it under torchrun for several GPUs.

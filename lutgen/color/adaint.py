@@ -43,7 +43,6 @@ EPS = 1e-10  # added to every interval length, as in the published transform
 # 65536 shaper nodes sit at i / 65535: every 8-bit code v / 255 (= 257 v / 65535) and every 16-bit
 # code is a node, so a shaper of this size reproduces phi exactly on 8- and 16-bit images.
 SHAPER_SIZE = 65536
-RESAMPLE_SIZES = (17, 33, 65)
 VERTEX_TOLERANCE = 1e-5  # |p_0| and |p_{N-1} - 1| allowed by the export functions
 
 
@@ -262,7 +261,10 @@ def resample_to_lut(table, vertices, size: int = 33, decimals: int | None = 6,
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB between two float arrays of the same shape (``inf`` when equal)."""
+    """Peak signal-to-noise ratio in dB between two float arrays of the same shape (``inf`` when equal).
+
+    Computed in float64; with the default ``peak`` the values are taken to lie in ``[0, 1]``.
+    """
     mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 

@@ -19,7 +19,9 @@ Tensor names and shapes (``F`` = 512 feature size, ``M`` ranks, ``N`` vertices p
 - ``adaint.intervals_generator.weight (3 (N - 1), F)``, ``.bias``: the interval module g (absent in the
   uniform-grid variant, whose backbone has no pooling and ``F = 8192``).
 
-This module imports neither torch nor numba.
+The published FiveK training settings (:data:`FIVEK_LOSS`, :data:`FIVEK_TRAINING`) live here too, so
+that ``lutgen train`` can check its options without importing torch. This module imports neither
+torch nor numba.
 """
 
 from __future__ import annotations
@@ -42,6 +44,37 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 
 BACKBONE_CHANNELS = (16, 32, 64, 128, 128)
 NORMED_BLOCKS = 4  # blocks 0..3 end with an instance norm
+
+
+@dataclass(frozen=True)
+class AdaIntLossWeights:
+    """Factors of the AdaInt regularisation terms added to the MSE."""
+
+    sparse_factor: float = 1e-4  # mean(w^2) of the generator's weights
+    smooth_factor: float = 0.0  # TV of the basis LUTs (off in the published configs)
+    monotonicity_factor: float = 10.0  # penalty on decreasing basis LUTs
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The published FiveK training settings (Adam, constant learning rate, augmentation)."""
+
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    adaint_lr_factor: float = 0.1  # the interval module learns 10x slower
+    adaint_frozen_epochs: int = 5  # and is frozen for the first epochs
+    epochs: int = 400
+    batch_size: int = 1
+    crop_ratio: tuple[float, float] = (0.6, 1.0)  # random crop, height and width ratios drawn independently
+    flip_probability: float = 0.5  # horizontal flip
+    brightness_jitter: float = 0.2  # on the input only
+    saturation_jitter: float = 0.2
+
+
+FIVEK_LOSS = AdaIntLossWeights()
+FIVEK_TRAINING = TrainingSettings()
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ Parameter names are those of the published checkpoints (see :mod:`lutgen.models`
 dicts load as they are. The published code holds ``T`` as ``(B, 3, N, N, N)`` indexed
 ``[channel, b, g, r]``; :meth:`AiLUT.predict` returns it in lutgen's ``(B, N, N, N, 3)`` ``[b, g, r, c]``.
 
-Losses (:func:`ailut_losses`): MSE + ``sparse_factor * mean(w^2)`` + ``smooth_factor * TV`` +
-``monotonicity_factor * Mono``, TV and Mono taken on the basis LUTs. Defaults are the published FiveK
-settings (:data:`FIVEK_LOSS`, :data:`FIVEK_TRAINING`).
+Losses: MSE + ``sparse_factor * mean(w^2)`` (:func:`sample_loss`, per image) + ``smooth_factor * TV`` +
+``monotonicity_factor * Mono`` (:func:`regularisation_loss`, TV and Mono taken on the basis LUTs).
+The default factors are the published FiveK settings (:data:`lutgen.models.FIVEK_LOSS`).
 """
 
 from __future__ import annotations
@@ -32,43 +32,11 @@ from torch import nn
 
 from lutgen.color.adaint import ailut_transform
 from lutgen.color.torch_ops import identity_table
-from lutgen.models import BACKBONE_CHANNELS, NORMED_BLOCKS, ModelConfig, Weights, load_weights
+from lutgen.models import BACKBONE_CHANNELS, FIVEK_LOSS, NORMED_BLOCKS, AdaIntLossWeights, ModelConfig, Weights
 
 INPUT_SIZE = 256
 LEAKY_SLOPE = 0.2
 DROPOUT = 0.5
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Factors of the regularisation terms added to the MSE."""
-
-    sparse_factor: float = 1e-4  # mean(w^2) of the generator's weights
-    smooth_factor: float = 0.0  # TV of the basis LUTs (off in the published configs)
-    monotonicity_factor: float = 10.0  # penalty on decreasing basis LUTs
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The published FiveK training settings (Adam, constant learning rate)."""
-
-    learning_rate: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    adaint_lr_factor: float = 0.1  # the interval module learns 10x slower
-    adaint_frozen_epochs: int = 5  # and is frozen for the first epochs
-    epochs: int = 400
-    batch_size: int = 1
-    iterations_per_epoch: int = 4500  # FiveK: 4,500 training pairs
-    crop_ratio: tuple[float, float] = (0.6, 1.0)  # random crop, height and width ratios drawn independently
-    flip_probability: float = 0.5  # horizontal flip
-    brightness_jitter: float = 0.2  # on the input only
-    saturation_jitter: float = 0.2
-
-
-FIVEK_LOSS = LossWeights()
-FIVEK_TRAINING = TrainingSettings()
 
 
 class ConvBlock(nn.Sequential):
@@ -231,7 +199,7 @@ def basis_regularisation(basis: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return tv, mono
 
 
-def sample_loss(output: AiLUTOutput, target: torch.Tensor, factors: LossWeights = FIVEK_LOSS,
+def sample_loss(output: AiLUTOutput, target: torch.Tensor, factors: AdaIntLossWeights = FIVEK_LOSS,
                 teacher: torch.Tensor | None = None, distill_weight: float = 0.0) -> torch.Tensor:
     """The per-image part of the loss: ``MSE(out, target) + sparse_factor * mean(w^2)``, plus
     ``distill_weight * MSE(out, teacher)`` when a teacher's output is given (Born-Again training)."""
@@ -243,29 +211,12 @@ def sample_loss(output: AiLUTOutput, target: torch.Tensor, factors: LossWeights 
     return loss
 
 
-def regularisation_loss(model: AiLUT, factors: LossWeights = FIVEK_LOSS) -> torch.Tensor:
+def regularisation_loss(model: AiLUT, factors: AdaIntLossWeights = FIVEK_LOSS) -> torch.Tensor:
     """The per-model part of the loss: ``smooth_factor * TV + monotonicity_factor * Mono`` of the basis LUTs."""
     if not (factors.smooth_factor or factors.monotonicity_factor):
         return next(model.parameters()).new_zeros(())
     tv, mono = model.regularisation()
     return factors.smooth_factor * tv + factors.monotonicity_factor * mono
-
-
-def ailut_losses(model: AiLUT, output: AiLUTOutput, target: torch.Tensor,
-                 factors: LossWeights = FIVEK_LOSS) -> dict[str, torch.Tensor]:
-    """The published training loss of a batch, by term: ``mse``, ``sparse``, ``smooth``, ``mono``, ``total``.
-
-    ``total = MSE + sparse_factor * mean(w^2) + smooth_factor * TV + monotonicity_factor * Mono``;
-    terms whose factor is 0 are reported as 0.
-    """
-    losses = {"mse": F.mse_loss(output.image, target)}
-    zero = losses["mse"].new_zeros(())
-    losses["sparse"] = factors.sparse_factor * output.weights.square().mean() if factors.sparse_factor else zero
-    tv, mono = model.regularisation()
-    losses["smooth"] = factors.smooth_factor * tv if factors.smooth_factor else zero
-    losses["mono"] = factors.monotonicity_factor * mono if factors.monotonicity_factor else zero
-    losses["total"] = losses["mse"] + losses["sparse"] + losses["smooth"] + losses["mono"]
-    return losses
 
 
 def build_model(weights: Weights) -> AiLUT:
@@ -275,15 +226,6 @@ def build_model(weights: Weights) -> AiLUT:
     state = {key: torch.from_numpy(value.copy()) for key, value in weights.tensors.items()}
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def load_model(model: str = "fivek-srgb", device: torch.device | str = "cpu") -> AiLUT:
-    """The model named ``model`` (a shipped name or a weights file), in eval mode on ``device``.
-
-    Raises:
-        LutgenError: the weights cannot be found or read (one sentence).
-    """
-    return build_model(load_weights(model)).to(device)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -1,8 +1,9 @@
 """Convert the published AdaInt checkpoints into the safetensors files lutgen ships.
 
-Run once from the project root (the checkpoints are not needed at run time)::
+Run once from the project root, naming a folder holding the published ``.pth`` checkpoints (they
+are not needed at run time)::
 
-    python -m lutgen.models.convert ../shared/models/adaint
+    python -m lutgen.models.convert FOLDER
 
 It reads ``AiLUT-FiveK-sRGB.pth`` and ``AiLUT-FiveK-XYZ.pth`` with ``torch.load(weights_only=True)``,
 checks every tensor name and shape against the architecture (:func:`lutgen.models.check_tensors`) and

@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from lutgen.color.adaint import psnr, resample_to_lut, sample_colours, to_lut
-from lutgen.devices import DEVICE_CHOICES
+from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.formats import write_lut
 from lutgen.imaging import ImageData, find_images, load_image, save_image
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
 from lutgen.models import DEFAULT_MODEL, Weights, load_weights
 from lutgen.tasks.infer import plan_outputs
+from lutgen.tasks.options import check_quality
 
 PLAIN_SIZE = 33
 
@@ -58,14 +59,13 @@ def cube_paths(target: Path, plain_size: int = PLAIN_SIZE) -> tuple[Path, Path]:
     return target.with_suffix(".cube"), target.with_name(f"{target.stem}_{plain_size}.cube")
 
 
-def check_options(quality: int, device: str, plain_size: int) -> None:
-    if not 1 <= quality <= 100:
-        raise OptionError(f"--quality must be between 1 and 100, not {quality}")
-    name = device.lower()
-    if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
-        raise OptionError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {device!r}")
+def check_options(quality: int, device: str, plain_size: int) -> str:
+    """Check the options (no torch); returns the device name, lower-cased."""
+    check_quality(quality)
+    device = check_device_name(device)
     if not MIN_3D_SIZE <= plain_size <= MAX_3D_SIZE:
         raise OptionError(f"the plain LUT size must be between {MIN_3D_SIZE} and {MAX_3D_SIZE}, not {plain_size}")
+    return device
 
 
 def _check_cube_targets(pairs: Sequence[tuple[Path, Path]], plain_size: int) -> None:
@@ -89,6 +89,24 @@ class Prediction:
     graded: np.ndarray  # (H, W, 3), the input's dtype
 
 
+def model_lut(table: np.ndarray, vertices: np.ndarray, model: str) -> LUT:
+    """The exported LUT (:func:`~lutgen.color.adaint.to_lut`) of a photo's prediction by ``model``.
+
+    Raises:
+        LutgenError: the prediction is no usable LUT, such as vertices that are not strictly
+            increasing because an interval underflowed to zero (one sentence naming the model).
+    """
+    try:
+        return to_lut(table, vertices)
+    except ValueError as error:
+        underflow = np.isfinite(vertices).all() and not np.all(np.diff(vertices, axis=-1) > 0)
+        if underflow:
+            raise LutgenError(f"the model {model} predicted vertices that are not strictly increasing for this "
+                              "photo (one of its intervals underflowed to zero), so its LUT cannot be applied"
+                              ) from None
+        raise LutgenError(f"the model {model} predicted an unusable LUT for this photo ({error})") from None
+
+
 class _CpuEnhancer:
     """NumPy network + compiled LUT kernel: no torch."""
 
@@ -100,7 +118,7 @@ class _CpuEnhancer:
         from lutgen.models.adaint_cpu import predict_lut
 
         table, vertices = predict_lut(self.weights, rgb)
-        lut = to_lut(table, vertices)
+        lut = model_lut(table, vertices, self.weights.source)
         return Prediction(table, vertices, lut, apply_lut_array(rgb, lut))
 
 
@@ -111,6 +129,7 @@ class _TorchEnhancer:
         from lutgen.models.adaint import build_model
 
         self.device = device
+        self.source = weights.source
         self.model = build_model(weights).to(device)
 
     def __call__(self, rgb: np.ndarray) -> Prediction:
@@ -124,12 +143,17 @@ class _TorchEnhancer:
             graded = graded.to("cpu", torch.int32).numpy().astype(rgb.dtype)
             table = out.table[0].to("cpu", torch.float64).numpy()
             vertices = out.vertices[0].to("cpu", torch.float64).numpy()
-        return Prediction(table, vertices, to_lut(table, vertices), graded)
+        return Prediction(table, vertices, model_lut(table, vertices, self.source), graded)
 
 
 def make_enhancer(weights: Weights, device: str) -> Callable[[np.ndarray], Prediction]:
-    """The CPU path for ``cpu`` (and ``auto`` without a GPU), the torch path otherwise."""
-    if device.lower() == "cpu":
+    """The CPU path for ``cpu`` (and ``auto`` without a GPU), the torch path otherwise.
+
+    Each call of the result grades one photo ``(H, W, 3)`` uint8/uint16 and raises
+    :class:`LutgenError` when the model predicts no usable LUT for it (see :func:`model_lut`).
+    """
+    device = check_device_name(device)
+    if device == "cpu":
         return _CpuEnhancer(weights)
     from lutgen.devices import pick_device
 
@@ -173,11 +197,12 @@ def enhance(
 ) -> EnhanceResult:
     """Enhance every image of ``inputs`` (files or folders) with ``model`` (a shipped name or a file).
 
-    Images that cannot be read are reported in the result and skipped; the others are written
-    atomically with their bit depth, EXIF and ICC profile. Raises :class:`LutgenError` (one sentence)
-    for bad options, a missing or invalid model, or outputs that would overwrite an input.
+    Images that cannot be read, or for which the model predicts no usable LUT, are reported in the
+    result and skipped; the others are written atomically with their bit depth, EXIF and ICC profile.
+    Raises :class:`LutgenError` (one sentence) for bad options, a missing or invalid model, or outputs
+    that would overwrite an input.
     """
-    check_options(quality, device, plain_size)
+    device = check_options(quality, device, plain_size)
     images = find_images(inputs)
     pairs = plan_outputs(images, output_path, output_dir)
     if export_cube:
@@ -192,7 +217,11 @@ def enhance(
         except LutgenError as error:
             result.failed.append((source, str(error)))
             continue
-        prediction = enhancer(image.rgb)
+        try:
+            prediction = enhancer(image.rgb)
+        except LutgenError as error:
+            result.failed.append((source, str(error)))
+            continue
         save_image(replace(image, rgb=prediction.graded), target, quality=quality)
         result.written.append(target)
         if export_cube:

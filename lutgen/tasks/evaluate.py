@@ -3,7 +3,8 @@
 Each input is enhanced exactly as ``lutgen enhance`` does it (the same 8- or 16-bit output codes) and
 compared with its target, with the metrics of the AdaInt paper's evaluation scripts:
 
-- **PSNR** in dB on values in ``[0, 1]`` (codes divided by 255 or 65535);
+- **PSNR** in dB on values in ``[0, 1]`` (codes divided by 255 or 65535;
+  :func:`lutgen.color.adaint.psnr`);
 - **SSIM** of Wang's ``ssim.m`` (2009): values on a 0..255 scale, automatic downsampling by
   ``f = max(1, round(min(H, W) / 256))`` (an ``f x f`` mean filter with symmetric borders, then every
   ``f``-th pixel), an 11 x 11 Gaussian window (sigma 1.5) over the valid region, ``K = (0.01, 0.03)``.
@@ -27,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lutgen.errors import LutgenError
-from lutgen.fileio import atomic_write_bytes
+from lutgen.color.adaint import psnr
+from lutgen.devices import check_device_name
+from lutgen.errors import LutgenError, OptionError
+from lutgen.fileio import atomic_write_bytes, ensure_not_input
 from lutgen.imaging import load_image
 from lutgen.models import DEFAULT_MODEL, load_weights
 from lutgen.tasks.pairs import ImagePair, pair_images
@@ -53,12 +56,6 @@ D65_WHITE = SRGB_TO_XYZ.sum(axis=1)
 # --------------------------------------------------------------------------------------------
 # Metrics on float images (H, W, 3) in [0, 1]
 # --------------------------------------------------------------------------------------------
-
-
-def psnr(output: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB of two ``(H, W, 3)`` images with values in ``[0, 1]`` (``inf`` when equal)."""
-    mse = float(np.mean((np.asarray(output, np.float64) - np.asarray(target, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 def _box_downsample(plane: np.ndarray, f: int) -> np.ndarray:
@@ -177,8 +174,19 @@ def evaluate_pair(enhancer, pair: ImagePair) -> EvaluationRow:
     """Enhance ``pair.input`` as ``lutgen enhance`` would and score it (and the input) against the target."""
     source = load_image(pair.input).rgb
     target = _unit(load_image(pair.target).rgb)
-    output = _unit(enhancer(source).graded)
+    try:
+        graded = enhancer(source).graded
+    except LutgenError as error:
+        raise LutgenError(f"cannot evaluate {pair.input}: {error}") from None
+    output = _unit(graded)
     return EvaluationRow(pair.name, Scores.of(output, target), Scores.of(_unit(source), target))
+
+
+def _check_csv_path(csv_path: Path) -> None:
+    if csv_path.suffix.lower() != ".csv":
+        raise OptionError(f"--csv {csv_path} must end in .csv")
+    if csv_path.is_dir():
+        raise OptionError(f"--csv {csv_path} is a folder; give a .csv file name")
 
 
 CSV_COLUMNS = ("image", "psnr", "ssim", "delta_e", "input_psnr", "input_ssim", "input_delta_e")
@@ -207,13 +215,21 @@ def evaluate(
 ) -> EvaluationResult:
     """Score ``model`` on every pair of ``input_dir``/``target_dir``; write the CSV unless ``csv_path`` is None.
 
-    Raises:
-        LutgenError: bad folders or pairs, a missing or invalid model, an unwritable CSV (one sentence).
-    """
-    from lutgen.tasks.enhance import check_options, make_enhancer
+    The CSV (:func:`csv_text`) is written atomically once every pair is scored; its path is checked
+    before: it must end in ``.csv``, must not be a folder, and must not be one of the photos.
 
-    check_options(95, device, 33)
+    Raises:
+        LutgenError: bad options, folders or pairs, a missing or invalid model, a model that predicts
+            no usable LUT for a photo, an unwritable CSV (one sentence).
+    """
+    from lutgen.tasks.enhance import make_enhancer
+
+    device = check_device_name(device)
+    if csv_path is not None:
+        _check_csv_path(Path(csv_path))
     pairs = pair_images(input_dir, target_dir)
+    if csv_path is not None:
+        ensure_not_input(csv_path, [path for pair in pairs for path in (pair.input, pair.target)])
     enhancer = make_enhancer(load_weights(model), device)
     result = EvaluationResult(csv_path=csv_path)
     for pair in progress(pairs):

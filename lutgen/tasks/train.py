@@ -1,6 +1,6 @@
 """Train an AdaInt model on paired photos: the work behind ``lutgen train``.
 
-Defaults are the published FiveK settings (:data:`lutgen.models.adaint.FIVEK_TRAINING`): Adam
+Defaults are the published FiveK settings (:data:`lutgen.models.FIVEK_TRAINING`): Adam
 (0.9, 0.999), learning rate 1e-4 (the interval module 10x lower, and frozen for the first 5 epochs),
 batch 1, random crops (height and width ratios each in 0.6..1), horizontal flips, brightness and
 saturation jitter (0.2) on the input, loss MSE + 1e-4 mean(w^2) + 10 Mono.
@@ -14,7 +14,11 @@ with DistributedDataParallel (NCCL on GPUs, gloo on the CPU) on its share of eac
 ``--batch-size`` is the total over all processes and must be a multiple of their number. Which photos
 form a batch, their crops, flips and jitter, and the backbone's dropout masks all follow from
 ``(seed, generation, step, slot in the batch)``, not from the process, so N processes train the same
-model as one process with the same total batch (up to float rounding).
+model as one process with the same total batch (up to float rounding); without ``--seed`` the first
+process draws the seed and the others take it. Devices: with ``--device cuda`` (or ``auto`` where
+CUDA is available) process ``i`` of a machine uses GPU ``i`` (its ``LOCAL_RANK``); ``cuda:N`` is for
+one process per machine; ``auto`` without CUDA runs on the CPU; ``mps`` is refused, since processes
+cannot share it.
 
 **Born-Again generations.** With ``generations = G > 1``, generation 0 is trained on the targets;
 generation ``k`` is a fresh model of the same architecture trained on
@@ -35,23 +39,22 @@ from __future__ import annotations
 
 import math
 import os
-import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lutgen.devices import DEVICE_CHOICES
+from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import atomic_path
 from lutgen.imaging import load_rgb_float
-from lutgen.models.adaint import FIVEK_LOSS, FIVEK_TRAINING
+from lutgen.models import FIVEK_LOSS, FIVEK_TRAINING
+from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "lutgen-adaint-train-1"
-MAX_SEED = 2**63 - 1
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # saturation jitter mixes with this grey
 MIN_CROP_SIDE = 16
 
@@ -132,44 +135,57 @@ class TrainResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_number(name: str, value, low=None, high=None, low_inclusive: bool = True) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise OptionError(f"--{name} must be a finite number, not {value}")
-    too_low = low is not None and (value < low if low_inclusive else value <= low)
-    if too_low or (high is not None and value > high):
-        if high is not None:
-            raise OptionError(f"--{name} must be between {low} and {high}, not {value}")
-        relation = "at least" if low_inclusive else "greater than"
-        raise OptionError(f"--{name} must be {relation} {low}, not {value}")
-
-
 def _check_options(o: TrainOptions) -> None:
-    _check_number("epochs", o.epochs, 1)
-    _check_number("batch-size", o.batch_size, 1)
-    _check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
+    check_number("epochs", o.epochs, 1)
+    check_number("batch-size", o.batch_size, 1)
+    check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
     if o.max_side is not None:
-        _check_number("max-side", o.max_side, 32)
-    _check_number("n-vertices", o.n_vertices, 2, 64)
-    _check_number("n-ranks", o.n_ranks, 1, 64)
-    _check_number("adaint-frozen-epochs", o.adaint_frozen_epochs, 0)
-    _check_number("adaint-lr-factor", o.adaint_lr_factor, 0)
+        check_number("max-side", o.max_side, 32)
+    check_number("n-vertices", o.n_vertices, 2, 64)
+    check_number("n-ranks", o.n_ranks, 1, 64)
+    check_number("adaint-frozen-epochs", o.adaint_frozen_epochs, 0)
+    check_number("adaint-lr-factor", o.adaint_lr_factor, 0)
     for name in ("sparse-factor", "smooth-factor", "monotonicity-factor", "distill-weight"):
-        _check_number(name, getattr(o, name.replace("-", "_")), 0)
-    _check_number("generations", o.generations, 1)
-    _check_number("checkpoint-every", o.checkpoint_every, 0)
-    _check_number("cache-megabytes", o.cache_megabytes, 0)
-    if o.seed is not None:
-        _check_number("seed", o.seed, 0, MAX_SEED)
+        check_number(name, getattr(o, name.replace("-", "_")), 0)
+    check_number("generations", o.generations, 1)
+    check_number("checkpoint-every", o.checkpoint_every, 0)
+    check_number("cache-megabytes", o.cache_megabytes, 0)
     if o.precision not in PRECISIONS:
         raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {o.precision!r}")
-    device = o.device.lower()
-    if device not in DEVICE_CHOICES and not device.startswith("cuda:"):
-        raise OptionError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, not {o.device!r}")
+    check_device_name(o.device)
     output = Path(o.output_path)
     if output.suffix.lower() != ".safetensors":
         raise OptionError(f"--output-path {output} must end in .safetensors")
     if output.is_dir():
         raise OptionError(f"--output-path {output} is a folder; give a .safetensors file name")
+
+
+def check_folder_can_hold_files(folder: Path, option: str) -> None:
+    """Raise an :class:`OptionError` unless files can be written in ``folder`` (made if missing).
+
+    Checks without creating anything: ``folder`` must be a folder or not exist yet, and its nearest
+    existing ancestor must be a folder this process may write in.
+    """
+    folder = Path(folder)
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        if existing == folder.absolute():
+            raise OptionError(f"{option}: {folder} is a file, not a folder")
+        raise OptionError(f"{option}: the folder {folder} cannot be made because {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{option}: cannot write in the folder {existing} (permission denied)")
+
+
+def _check_outputs(output_path: Path, checkpoint_dir: Path) -> None:
+    """Fail now, not after hours of training, when the model or the checkpoints cannot be written."""
+    output_path = Path(output_path)
+    check_folder_can_hold_files(output_path.parent, f"--output-path {output_path}")
+    check_folder_can_hold_files(checkpoint_dir, "--checkpoint-dir")
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME
+    if checkpoint.is_dir():
+        raise OptionError(f"--checkpoint-dir: {checkpoint} is a folder, so the checkpoint cannot be written there")
 
 
 def default_checkpoint_dir(output_path: Path) -> Path:
@@ -179,28 +195,33 @@ def default_checkpoint_dir(output_path: Path) -> Path:
 
 def world_size() -> int:
     """Processes of this run (``torchrun`` sets ``WORLD_SIZE``); 1 without torchrun."""
+    return max(1, _environment_int("WORLD_SIZE", 1))
+
+
+def _environment_int(name: str, default: int) -> int:
     try:
-        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+        return int(os.environ.get(name, str(default)))
     except ValueError:
-        return 1
+        return default
 
 
 def validate(o: TrainOptions) -> Plan:
     """Check every option and pair the photos, without importing torch. Raises OptionError/ImageError."""
     _check_options(o)
+    seed = choose_seed(o.seed)  # under torchrun, the first process's seed is shared by the others
     world = world_size()
     if o.batch_size % world:
         raise OptionError(f"--batch-size {o.batch_size} must be a multiple of the {world} processes of this run")
+    checkpoint_dir = Path(o.checkpoint_dir) if o.checkpoint_dir is not None else default_checkpoint_dir(o.output_path)
+    _check_outputs(o.output_path, checkpoint_dir)
     pairs = pair_images(o.input_dir, o.target_dir)
     if len(pairs) < o.batch_size:
         raise OptionError(f"--batch-size {o.batch_size} is larger than the {len(pairs)} photo pairs")
-    checkpoint_dir = Path(o.checkpoint_dir) if o.checkpoint_dir is not None else default_checkpoint_dir(o.output_path)
     resume_from = None
     if o.resume:
         resume_from = checkpoint_dir / CHECKPOINT_NAME
         if not resume_from.is_file():
             raise OptionError(f"--resume: there is no checkpoint {resume_from} to resume from")
-    seed = o.seed if o.seed is not None else random.SystemRandom().randrange(2**31)
     return Plan(pairs, checkpoint_dir, max(1, len(pairs) // o.batch_size), seed, resume_from)
 
 
@@ -292,6 +313,16 @@ class Processes:
     def leader(self) -> bool:
         return self.rank == 0
 
+    def shared(self, value: int) -> int:
+        """``value`` as the first process has it (``value`` itself without torchrun)."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist
@@ -307,30 +338,58 @@ class Processes:
 
 
 def start_processes(device_name: str) -> Processes:
-    """Join the process group when run by ``torchrun`` (NCCL on CUDA, gloo on the CPU) and pick the device."""
+    """Pick the device and, under ``torchrun``, join the process group (NCCL on CUDA, gloo on the CPU).
+
+    Raises:
+        OptionError: the device is not available, or cannot serve this run's processes (one sentence).
+    """
+    from lutgen.devices import pick_device
+
+    name = check_device_name(device_name)
+    world = world_size()
+    if world == 1:
+        return Processes(0, 1, pick_device(name), False)
+    import torch
+    import torch.distributed as dist
+
+    local_world = _environment_int("LOCAL_WORLD_SIZE", world)
+    device = _process_device(name, _environment_int("LOCAL_RANK", 0), local_world)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    else:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Processes(dist.get_rank(), dist.get_world_size(), device, True)
+
+
+def _process_device(name: str, local_rank: int, local_world: int):
+    """The device of the process ``local_rank`` of ``local_world`` on this machine, for ``--device name``.
+
+    ``cuda``: GPU ``local_rank``; ``cuda:N``: GPU N, for one process per machine; ``auto``: ``cuda``
+    where CUDA is available, else the CPU; ``mps`` is refused (its processes cannot share it).
+    """
     import torch
 
     from lutgen.devices import pick_device
 
-    world = world_size()
-    if world == 1:
-        return Processes(0, 1, pick_device(device_name), False)
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    name = device_name.lower()
-    use_cuda = torch.cuda.is_available() and (name == "auto" or name.startswith("cuda"))
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise OptionError("--device cuda was asked for, but torch sees no CUDA GPU on this machine")
-    if use_cuda:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return Processes(dist.get_rank(), dist.get_world_size(), device, True)
+    if name == "mps":
+        raise OptionError("--device mps cannot be used under torchrun, since several processes cannot share "
+                          "the MPS device; use --device cpu or run without torchrun")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return pick_device("cpu")
+    if name == "cuda":
+        pick_device("cuda")  # one sentence when there is no CUDA GPU
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise OptionError(f"torchrun started {local_world} processes on this machine, but it has {count} "
+                              f"CUDA GPU(s); use --nproc-per-node {count} or fewer")
+        return pick_device(f"cuda:{local_rank}")
+    if local_world > 1:
+        raise OptionError(f"--device {name} names one GPU, but torchrun started {local_world} processes on this "
+                          "machine; use --device cuda (process i takes GPU i)")
+    return pick_device(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,9 +402,10 @@ def _step_module(model, options: TrainOptions):
     import torch
     from torch import nn
 
-    from lutgen.models.adaint import LossWeights, regularisation_loss, sample_loss
+    from lutgen.models import AdaIntLossWeights
+    from lutgen.models.adaint import regularisation_loss, sample_loss
 
-    factors = LossWeights(options.sparse_factor, options.smooth_factor, options.monotonicity_factor)
+    factors = AdaIntLossWeights(options.sparse_factor, options.smooth_factor, options.monotonicity_factor)
 
     class StepLoss(nn.Module):
         def __init__(self):
@@ -417,10 +477,13 @@ def _save_checkpoint(path: Path, options: TrainOptions, seed: int, generation: i
             torch.save(state, tmp)
     except OSError as error:
         raise LutgenError(f"cannot write the checkpoint {path}: {error.strerror or error}") from None
+    except RuntimeError:  # torch.save reports a failed write (a full disk) as a RuntimeError
+        raise LutgenError(f"cannot write the checkpoint {path}: writing failed (is the disk full?)") from None
 
 
 def save_weights(model, path: Path, metadata: dict[str, str]) -> None:
     """The model's tensors as a ``.safetensors`` file (published names), atomically."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {key: value.detach().to("cpu").float().contiguous() for key, value in model.state_dict().items()}
@@ -429,6 +492,8 @@ def save_weights(model, path: Path, metadata: dict[str, str]) -> None:
             save_file(tensors, str(tmp), metadata=metadata)
     except OSError as error:
         raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
+    except SafetensorError:  # how safetensors reports a failed write (a full disk)
+        raise LutgenError(f"cannot write {path}: writing failed (is the disk full?)") from None
 
 
 def _metadata(options: TrainOptions, seed: int, generation: int, steps: int) -> dict[str, str]:
@@ -449,17 +514,6 @@ def _metadata(options: TrainOptions, seed: int, generation: int, steps: int) -> 
 # --------------------------------------------------------------------------------------------
 
 
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_postfix_str(self, text: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def train(options: TrainOptions, echo: Callable[[str], None] = print,
           progress: Callable[[int, int], object] | None = None) -> TrainResult:
     """Run ``lutgen train`` (see the module docstring).
@@ -475,6 +529,7 @@ def train(options: TrainOptions, echo: Callable[[str], None] = print,
     """
     plan = validate(options)
     processes = start_processes(options.device)
+    plan.seed = processes.shared(plan.seed)
     result = _run(options, plan, processes, echo if processes.leader else (lambda _: None),
                   progress if processes.leader else None)
     if not result.interrupted:  # after Ctrl-C the other processes may be gone: leave without waiting for them
@@ -498,7 +553,7 @@ def _run(options: TrainOptions, plan: Plan, processes: Processes, echo, progress
          f"{options.generations} generation(s); {processes.world} process(es) on {processes.device}; seed {seed}")
     if resume is not None:
         echo(f"resuming generation {first_generation} at step {resume['step']} from {plan.resume_from}")
-    bar = progress(options.generations * total_steps, done_before) if progress is not None else _NoBar()
+    bar = progress(options.generations * total_steps, done_before) if progress is not None else NoProgressBar()
     try:
         for generation in range(first_generation, options.generations):
             result.generation = generation
