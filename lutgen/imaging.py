@@ -172,6 +172,20 @@ def load_rgb_float(path: str | Path, max_side: int | None = None) -> np.ndarray:
     return rgb
 
 
+def check_output_path(path: str | Path) -> str:
+    """The format ``save_image`` would write ``path`` in; :class:`ImageError` if it cannot be an image file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"cannot write {path}: it is a folder; give a file name such as {path / 'graded.jpg'}")
+    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(
+            f"cannot write {path}: unknown image extension {path.suffix or '(none)'!r}; "
+            f"use {', '.join(IMAGE_EXTENSIONS)}"
+        )
+    return fmt
+
+
 def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
     """Write ``data`` to ``path`` atomically, in the format its extension names.
 
@@ -190,12 +204,7 @@ def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
     target file is then left as it was.
     """
     path = Path(path)
-    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        raise ImageError(
-            f"cannot write {path}: unknown image extension {path.suffix or '(none)'!r}; "
-            f"use {', '.join(IMAGE_EXTENSIONS)}"
-        )
+    fmt = check_output_path(path)
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"cannot write {path}: quality must be between 1 and 100, not {quality}")
     rgb, alpha = _checked_pixels(data)

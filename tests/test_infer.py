@@ -181,3 +181,15 @@ def test_reads_back_what_it_applies(tmp_path):
     _, original = run_infer(tmp_path, cube, 16, "trilinear")
     _, rewritten = run_infer(tmp_path, copy, 16, "trilinear")
     assert np.abs(original.astype(int) - rewritten.astype(int)).max() <= 1
+
+
+def test_output_path_problems_are_found_before_any_work(tmp_path):
+    image = tmp_path / "a.png"
+    Image.fromarray(make_image(8, 20)).save(image)
+    cube = DATA / "colour-science__iridas_cube__Colour_Correct.cube"
+    with pytest.raises(LutgenError, match="unknown image extension"):
+        infer(cube, [image], output_path=tmp_path / "out.xyz")
+    with pytest.raises(LutgenError, match="is a folder"):
+        infer(cube, [image], output_path=tmp_path)
+    with pytest.raises(LutgenError, match="is a folder, not a .cube"):
+        infer(tmp_path, [image], output_path=tmp_path / "out.png")

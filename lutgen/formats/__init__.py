@@ -1,6 +1,6 @@
 """Reading and writing LUT files, by file extension.
 
-Only ``.cube`` (Adobe and DaVinci Resolve flavours) exists for now; :func:`read_lut` and
+The formats are ``.cube`` (Adobe and DaVinci Resolve flavours); :func:`read_lut` and
 :func:`write_lut` are the entry points every command uses.
 """
 
@@ -18,6 +18,8 @@ LUT_EXTENSIONS = (".cube",)
 
 
 def _extension(path: Path, action: str) -> str:
+    if path.is_dir():
+        raise LutgenError(f"cannot {action} {path}: it is a folder, not a .cube file")
     extension = path.suffix.lower()
     if extension not in LUT_EXTENSIONS:
         shown = f"'{path.suffix}'" if path.suffix else "no extension"

@@ -17,7 +17,7 @@ from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import read_lut
-from lutgen.imaging import ImageData, find_images, load_image, save_image
+from lutgen.imaging import ImageData, check_output_path, find_images, load_image, save_image
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.tasks.options import check_number, check_quality
 
@@ -52,6 +52,7 @@ def plan_outputs(
             raise OptionError("two inputs share a file name, so they would overwrite each other in --output-dir")
         pairs = [(p, output_dir / p.name) for p in inputs]
     for _, out in pairs:
+        check_output_path(out)
         ensure_not_input(out, inputs)
     return pairs
 
