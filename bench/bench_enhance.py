@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import lutgen.cli  # noqa: F401  (first: it sets the BLAS threading that the command line uses)
 import numpy as np
 from PIL import Image
 
