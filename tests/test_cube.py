@@ -19,7 +19,7 @@ from lutgen.errors import CubeFormatError, LutgenError
 from lutgen.formats import cube as cube_module
 from lutgen.formats import read_lut, write_lut
 from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
-from reference import apply_reference, colour, colour_apply, ocio_apply
+from reference import apply_reference, colour, colour_apply, ocio_apply, random_colours
 
 from PIL import Image
 from pillow_lut import load_cube_file
@@ -30,9 +30,7 @@ CORPUS = sorted(DATA.glob("*.cube"))
 
 def colours_around(domain: np.ndarray, count: int = 400, seed: int = 0) -> np.ndarray:
     """Random colours spread over ``domain`` widened by half its span on each side."""
-    rng = np.random.default_rng(seed)
-    span = domain[1] - domain[0]
-    return rng.uniform(domain[0] - 0.5 * span, domain[1] + 0.5 * span, size=(count, 3))
+    return random_colours(count, np.random.default_rng(seed), domain, margin=0.5)
 
 
 def random_lut(size: int, seed: int, domain=None, low: float = -0.3, high: float = 1.4) -> LUT:
