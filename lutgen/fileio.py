@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from lutgen.errors import LutgenError
+from lutgen.errors import LutgenError, OptionError
 
 
 @contextlib.contextmanager
@@ -64,3 +64,18 @@ def ensure_not_input(output: str | Path, inputs) -> None:
         with contextlib.suppress(OSError):
             if out.samefile(source):
                 raise LutgenError(f"refusing to overwrite the input {source}; choose another output path")
+
+
+def check_folder_writable(folder: str | Path, what: str) -> None:
+    """Raise an :class:`OptionError` unless files can be written in ``folder`` (made later if missing).
+
+    Creates nothing: the nearest existing folder among ``folder`` and its parents must be a folder
+    this process may write in. ``what`` names the folder's origin in the message, such as
+    ``"--log-dir tmp/logs"``. Long commands call this before they start, not when they finish.
+    """
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise OptionError(f"{what} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OptionError(f"{what} cannot be written: the folder {existing} is not writable")

@@ -191,3 +191,13 @@ def test_a_model_whose_intervals_underflow_is_one_sentence_naming_it(pairs, tmp_
     on_torch = _TorchEnhancer(load_weights(model), torch.device("cpu"))
     with pytest.raises(LutgenError, match=message):
         on_torch(load_image(pairs[0] / "coffee.png").rgb)
+
+
+def test_csv_in_a_folder_that_cannot_exist_is_refused_before_scoring(tmp_path):
+    from lutgen.errors import OptionError
+    from lutgen.tasks.evaluate import evaluate
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OptionError, match=r"--csv .* cannot be created: .*blocker is a file"):
+        evaluate(input_dir=tmp_path, target_dir=tmp_path, csv_path=blocker / "scores.csv")

@@ -31,7 +31,7 @@ import numpy as np
 from lutgen.color.adaint import psnr
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import atomic_write_bytes, ensure_not_input
+from lutgen.fileio import atomic_write_bytes, check_folder_writable, ensure_not_input
 from lutgen.imaging import load_image
 from lutgen.models import DEFAULT_MODEL, load_weights
 from lutgen.tasks.pairs import ImagePair, pair_images
@@ -187,6 +187,7 @@ def _check_csv_path(csv_path: Path) -> None:
         raise OptionError(f"--csv {csv_path} must end in .csv")
     if csv_path.is_dir():
         raise OptionError(f"--csv {csv_path} is a folder; give a .csv file name")
+    check_folder_writable(csv_path.parent, f"--csv {csv_path}")
 
 
 CSV_COLUMNS = ("image", "psnr", "ssim", "delta_e", "input_psnr", "input_ssim", "input_delta_e")

@@ -31,6 +31,7 @@ import numpy as np
 
 from lutgen.devices import check_device_name
 from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.fileio import check_folder_writable
 from lutgen.formats import write_lut
 from lutgen.guidance import check_clip_precision
 from lutgen.imaging import ImageData, find_images, load_rgb_float, save_image
@@ -136,24 +137,12 @@ def _check_choices(o: OptimizeOptions) -> None:
         raise OptionError("--clip-pretrained is empty; give a tag such as openai or a weights file")
 
 
-def _check_folder_can_be_written(folder: Path, option: str, value: Path) -> None:
-    """Refuse ``folder`` (given as ``option value``) when it cannot be created or written to.
-
-    Creates nothing: the nearest folder that exists must be a writable folder, not a file.
-    """
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise OptionError(f"{option} {value} cannot be created: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OptionError(f"{option} {value} cannot be written: the folder {existing} is not writable")
-
-
 def _check_output(path: Path) -> None:
     if path.suffix.lower() != ".cube":
         raise OptionError(f"--output-path {path} must end in .cube")
     if path.is_dir():
         raise OptionError(f"--output-path {path} is a folder; give a .cube file name")
-    _check_folder_can_be_written(path.parent, "--output-path", path)
+    check_folder_writable(path.parent, f"--output-path {path}")
 
 
 def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
@@ -161,7 +150,7 @@ def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
     if o.log_interval == 0:
         return None
     log_dir = Path(o.log_dir) if o.log_dir is not None else Path("tmp") / "training_logs" / prompt_slug(prompt)
-    _check_folder_can_be_written(log_dir, "--log-dir", log_dir)
+    check_folder_writable(log_dir, f"--log-dir {log_dir}")
     return log_dir
 
 

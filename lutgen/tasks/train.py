@@ -47,7 +47,7 @@ import numpy as np
 
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import atomic_path
+from lutgen.fileio import atomic_path, check_folder_writable
 from lutgen.imaging import load_rgb_float
 from lutgen.models import FIVEK_LOSS, FIVEK_TRAINING
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
@@ -160,29 +160,11 @@ def _check_options(o: TrainOptions) -> None:
         raise OptionError(f"--output-path {output} is a folder; give a .safetensors file name")
 
 
-def check_folder_can_hold_files(folder: Path, option: str) -> None:
-    """Raise an :class:`OptionError` unless files can be written in ``folder`` (made if missing).
-
-    Checks without creating anything: ``folder`` must be a folder or not exist yet, and its nearest
-    existing ancestor must be a folder this process may write in.
-    """
-    folder = Path(folder)
-    existing = folder.absolute()
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        if existing == folder.absolute():
-            raise OptionError(f"{option}: {folder} is a file, not a folder")
-        raise OptionError(f"{option}: the folder {folder} cannot be made because {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OptionError(f"{option}: cannot write in the folder {existing} (permission denied)")
-
-
 def _check_outputs(output_path: Path, checkpoint_dir: Path) -> None:
     """Fail now, not after hours of training, when the model or the checkpoints cannot be written."""
     output_path = Path(output_path)
-    check_folder_can_hold_files(output_path.parent, f"--output-path {output_path}")
-    check_folder_can_hold_files(checkpoint_dir, "--checkpoint-dir")
+    check_folder_writable(output_path.parent, f"--output-path {output_path}")
+    check_folder_writable(checkpoint_dir, f"--checkpoint-dir {checkpoint_dir}")
     checkpoint = checkpoint_dir / CHECKPOINT_NAME
     if checkpoint.is_dir():
         raise OptionError(f"--checkpoint-dir: {checkpoint} is a folder, so the checkpoint cannot be written there")
