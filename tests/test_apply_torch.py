@@ -215,3 +215,17 @@ def test_bad_shapes():
         torch_ops.apply_shaper(torch.zeros(3, 5, 5), torch.zeros(5, 2))
     with pytest.raises(ValueError):
         torch_ops.apply(torch.zeros(3, 5, 5), LUT.identity(2), "cubic")
+
+
+def test_codes_round_trip_through_an_image():
+    from lutgen.color.torch_ops import codes_to_image, image_to_codes
+
+    rng = np.random.default_rng(0)
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        codes = rng.integers(0, top + 1, size=(5, 7, 3)).astype(dtype)
+        codes.flags.writeable = False  # as Pillow hands them out
+        image = codes_to_image(codes, "cpu")
+        assert image.shape == (3, 5, 7) and image.dtype == torch.float32
+        torch.testing.assert_close(image[:, 2, 3].double(), torch.tensor(codes[2, 3] / top), rtol=0, atol=1e-7)
+        back = image_to_codes(image, dtype)
+        assert back.dtype == dtype and np.array_equal(back, codes)

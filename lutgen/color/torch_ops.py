@@ -34,6 +34,24 @@ def identity_table(size: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return torch.stack([r, g, b], dim=-1)
 
 
+def codes_to_image(codes, device) -> torch.Tensor:
+    """Integer RGB codes ``(H, W, 3)`` uint8/uint16 (a numpy array) as a ``(3, H, W)`` float32 image in ``[0, 1]``."""
+    import numpy as np
+
+    top = float(np.iinfo(codes.dtype).max)
+    writable = np.require(codes, requirements="W")  # torch refuses read-only views (Pillow's arrays)
+    return torch.from_numpy(writable).to(device).permute(2, 0, 1).float() / top
+
+
+def image_to_codes(image: torch.Tensor, dtype):
+    """A ``(3, H, W)`` image in ``[0, 1]`` as ``(H, W, 3)`` numpy codes of ``dtype``, rounded and clipped."""
+    import numpy as np
+
+    top = float(np.iinfo(dtype).max)
+    codes = (image.detach() * top).round_().clamp_(0, top).permute(1, 2, 0)
+    return codes.to("cpu", torch.int32).numpy().astype(dtype)
+
+
 def _tensor(values, like: torch.Tensor) -> torch.Tensor:
     """``values`` (tensor or array) on ``like``'s device and dtype; arrays are converted on the CPU first
     (float64 arrays cannot go to MPS as they are)."""

@@ -135,12 +135,11 @@ class _TorchEnhancer:
     def __call__(self, rgb: np.ndarray) -> Prediction:
         import torch
 
-        top = float(np.iinfo(rgb.dtype).max)
+        from lutgen.color.torch_ops import codes_to_image, image_to_codes
+
         with torch.no_grad():
-            image = torch.from_numpy(np.array(rgb)).to(self.device).permute(2, 0, 1).float() / top
-            out = self.model(image.unsqueeze(0))
-            graded = (out.image[0] * top).round_().clamp_(0, top).permute(1, 2, 0)
-            graded = graded.to("cpu", torch.int32).numpy().astype(rgb.dtype)
+            out = self.model(codes_to_image(rgb, self.device).unsqueeze(0))
+            graded = image_to_codes(out.image[0], rgb.dtype)
             table = out.table[0].to("cpu", torch.float64).numpy()
             vertices = out.vertices[0].to("cpu", torch.float64).numpy()
         return Prediction(table, vertices, model_lut(table, vertices, self.source), graded)

@@ -89,12 +89,9 @@ def make_applier(lut: LUT, interpolation: str, strength: float, device: str) -> 
     torch_device = pick_device(device)
 
     def apply_on_device(rgb: np.ndarray) -> np.ndarray:
-        top = float(np.iinfo(rgb.dtype).max)
         with torch.no_grad():
-            image = torch.from_numpy(rgb).to(torch_device).permute(2, 0, 1).float() / top
-            graded = torch_ops.apply(image, lut, interpolation, strength)
-            graded = (graded * top).round_().clamp_(0, top).permute(1, 2, 0)
-            return graded.to("cpu", torch.int32).numpy().astype(rgb.dtype)
+            image = torch_ops.codes_to_image(rgb, torch_device)
+            return torch_ops.image_to_codes(torch_ops.apply(image, lut, interpolation, strength), rgb.dtype)
 
     return apply_on_device
 
