@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
+from cli_runner import ROOT, one_sentence_error, run_lutgen
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
 VELVIA = ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube"
-
-
-def lutgen(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=300,
-    )
-
-
-def assert_one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_infer_writes_the_graded_image_without_importing_torch(tmp_path):
@@ -55,7 +36,7 @@ def test_infer_writes_the_graded_image_without_importing_torch(tmp_path):
 def test_default_output_is_output_png_in_the_working_folder(tmp_path):
     source = tmp_path / "photo.png"
     Image.new("RGB", (20, 10), (10, 120, 240)).save(source)
-    result = lutgen("infer", VELVIA, source, cwd=tmp_path)
+    result = run_lutgen("infer", VELVIA, source, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "output.png").is_file()
 
@@ -65,25 +46,25 @@ def test_malformed_cube_names_file_and_line(tmp_path):
     cube.write_text("LUT_3D_SIZE 2\n0 0 0\n1 0 0\n0 1\n1 1 0\n0 0 1\n1 0 1\n0 1 1\n1 1 1\n")
     image = tmp_path / "x.png"
     Image.new("RGB", (4, 4)).save(image)
-    result = lutgen("infer", cube, image, "-o", tmp_path / "y.png")
-    assert_one_sentence_error(result, "broken.cube", "line 4")
+    result = run_lutgen("infer", cube, image, "-o", tmp_path / "y.png")
+    one_sentence_error(result, "broken.cube", "line 4")
     assert not (tmp_path / "y.png").exists()
 
 
 def test_missing_image_and_missing_lut(tmp_path):
-    assert_one_sentence_error(lutgen("infer", VELVIA, tmp_path / "nope.jpg"), "nope.jpg")
+    one_sentence_error(run_lutgen("infer", VELVIA, tmp_path / "nope.jpg"), "nope.jpg")
     image = tmp_path / "x.png"
     Image.new("RGB", (4, 4)).save(image)
-    assert_one_sentence_error(lutgen("infer", tmp_path / "nope.cube", image), "nope.cube")
+    one_sentence_error(run_lutgen("infer", tmp_path / "nope.cube", image), "nope.cube")
 
 
 def test_bad_option_value_exits_2():
-    result = lutgen("infer", VELVIA, ROOT / "images" / "coffee.jpg", "--strength", "2")
-    assert_one_sentence_error(result, "--strength")
+    result = run_lutgen("infer", VELVIA, ROOT / "images" / "coffee.jpg", "--strength", "2")
+    one_sentence_error(result, "--strength")
 
 
 def test_info_describes_a_lut():
-    result = lutgen("info", VELVIA)
+    result = run_lutgen("info", VELVIA)
     assert result.returncode == 0, result.stderr
     assert "fuji_velvia_50" in result.stdout
     assert "13 (2197 nodes)" in result.stdout
@@ -93,8 +74,8 @@ def test_info_describes_a_lut():
 def test_only_image_unreadable_says_so_and_exits_2(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
-    result = lutgen("infer", VELVIA, bad, "-o", tmp_path / "out.jpg")
-    assert_one_sentence_error(result, "bad.jpg")
+    result = run_lutgen("infer", VELVIA, bad, "-o", tmp_path / "out.jpg")
+    one_sentence_error(result, "bad.jpg")
     assert "wrote" not in result.stdout
     assert not (tmp_path / "out.jpg").exists()
 

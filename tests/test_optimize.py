@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_runner import one_sentence_error, only_line, run_lutgen
 from PIL import Image
 
 from lutgen.color.torch_ops import identity_table
@@ -412,22 +413,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict:
 
 
 def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), "optimize", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
-
-
-def only_line(stderr: str) -> str:
-    """The one non-blank line of ``stderr`` (asserting there is exactly one and no traceback)."""
-    assert "Traceback" not in stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
-def one_sentence_error(result: subprocess.CompletedProcess) -> str:
-    """The error line of a run that failed with exit code 2 and printed exactly one line."""
-    assert result.returncode == 2, result.stderr
-    return only_line(result.stderr)
+    return run_lutgen("optimize", *args, env=env, cwd=cwd, timeout=timeout)
 
 
 def test_cli_run_writes_a_valid_cube(tiny_clip_model, training_folder, tmp_path):

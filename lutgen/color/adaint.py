@@ -198,7 +198,6 @@ def ailut_array(pixels: np.ndarray, table, vertices) -> np.ndarray:
     table, vertices = _numpy(table, "a table", 4), _numpy(vertices, "vertices", 2)
     x = np.asarray(pixels, dtype=np.float64)
     flat = x.reshape(-1, 3)
-    n = table.shape[0]
     cells = [_cells(flat[:, c], vertices[c]) for c in range(3)]
     (kr, tr), (kg, tg), (kb, tb) = cells
     out = np.zeros_like(flat)

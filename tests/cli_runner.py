@@ -1,0 +1,36 @@
+"""Running lutgen as a user does, in a fresh process, and reading what it printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_lutgen(*args, cwd=None, env=None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python main.py ARGS...`` with the hub offline (unless ``env`` says otherwise), text output captured."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"} if env is None else env
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+    )
+
+
+def only_line(stderr: str) -> str:
+    """The one non-blank line of ``stderr`` (asserting there is exactly one and no traceback)."""
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The error line of a run that exited with code 2 after printing exactly one line holding ``fragments``."""
+    assert result.returncode == 2, result.stderr
+    line = only_line(result.stderr)
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
