@@ -32,3 +32,29 @@ class ImageError(LutgenError):
 
 class OptionError(LutgenError):
     """A command-line option with a value that cannot be used."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's ``KeyboardInterrupt`` would be.
+
+    Deriving from ``KeyboardInterrupt`` means every ``except KeyboardInterrupt`` that saves work
+    or removes temporary files on Ctrl-C does the same on SIGTERM. The command line installs the
+    handler that raises it (:func:`lutgen.cli.main`).
+    """
+
+
+INTERRUPT_EXIT_CODE = 130
+"""Exit code after Ctrl-C (SIGINT): 128 + 2, as shells report it."""
+TERMINATE_EXIT_CODE = 143
+"""Exit code after SIGTERM: 128 + 15."""
+
+
+def interrupt_exit_code(error: BaseException) -> int:
+    """The exit code for an interruption: 143 for :class:`Terminated`, else 130."""
+    return TERMINATE_EXIT_CODE if isinstance(error, Terminated) else INTERRUPT_EXIT_CODE
+
+
+class LutgenWarning(UserWarning):
+    """A warning meant for the user. The command line prints it as one ``warning:`` line and
+    silences every other warning (third-party libraries' own, NumPy's), so that only lutgen's
+    sentences reach the user."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,3 +81,49 @@ def check_folder_writable(folder: str | Path, what: str) -> None:
         raise OptionError(f"{what} cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OptionError(f"{what} cannot be written: the folder {existing} is not writable")
+
+
+def check_regular_file(path: str | Path, what: str = "file", error: type[LutgenError] = LutgenError) -> Path:
+    """Return ``path`` if it names a regular file this process can read; else raise ``error``.
+
+    Called before a file is opened, so that a FIFO (which would block forever), a device such as
+    ``/dev/zero`` (which never ends), a folder, a missing file, a dangling symbolic link or a link
+    loop is refused by one sentence naming the file and the real reason. ``what`` is the kind of
+    file the command expected (``"image"``, ``".cube file"``), used in the message.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except OSError as problem:
+        raise error(f"cannot read {path}: {_stat_reason(path, problem)}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"cannot read {path}: it is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"cannot read {path}: it is {_special_kind(info.st_mode)}, not a regular {what}")
+    if not os.access(path, os.R_OK):
+        raise error(f"cannot read {path}: permission denied")
+    return path
+
+
+def _stat_reason(path: Path, problem: OSError) -> str:
+    if problem.errno == errno.ELOOP:
+        return "it is a symbolic link loop"
+    if problem.errno == errno.ENOENT:
+        return "it is a symbolic link to a missing file" if path.is_symlink() else "no such file"
+    if problem.errno == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder"
+    if problem.errno == errno.ENAMETOOLONG:
+        return "the name is too long"
+    return problem.strerror or str(problem)
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"

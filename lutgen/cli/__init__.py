@@ -1,13 +1,19 @@
 """The ``lutgen`` command line: a Typer app whose commands live one per module.
 
 The CLI only parses options and reports; the work is done in :mod:`lutgen.tasks`. Every
-:class:`~lutgen.errors.LutgenError` becomes one sentence on stderr and exit code 2.
+:class:`~lutgen.errors.LutgenError` and every usage error (an unknown option, a value that is not a
+number) becomes one sentence on stderr and exit code 2. Ctrl-C exits with 130 and SIGTERM with 143,
+after the same clean-up (SIGTERM raises :class:`~lutgen.errors.Terminated`, a ``KeyboardInterrupt``).
+Only :class:`~lutgen.errors.LutgenWarning` warnings are shown, as one ``warning:`` line each.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import signal
 import sys
+import warnings
 
 # NumPy's OpenBLAS threads spin after each matrix product and then compete with the compiled LUT
 # kernels' own threads; lutgen's NumPy matrix products (the enhance network) are small, so one
@@ -17,7 +23,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-from lutgen.errors import LutgenError
+try:  # Typer 0.29 and later carry their own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older Typer over click
+    from click import exceptions as click_errors
+
+from lutgen.errors import LutgenError, LutgenWarning, Terminated, interrupt_exit_code
 
 app = typer.Typer(
     name="lutgen",
@@ -46,9 +57,9 @@ def run_image_task(task, *args, **kwargs):
 
     try:
         return task(*args, progress=progress, **kwargs)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interruption:
         report_error("interrupted; the images finished so far are written, none is half-written")
-        raise typer.Exit(130) from None
+        raise typer.Exit(interrupt_exit_code(interruption)) from None
 
 
 def report_images(written: list, failed: list, output_dir) -> None:
@@ -63,12 +74,72 @@ def report_images(written: list, failed: list, output_dir) -> None:
         raise typer.Exit(2)
 
 
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def _reporting_interruptions(callback):
+    """Wrap a command so that a Ctrl-C or SIGTERM it does not handle itself is reported.
+
+    Commands that save work on an interruption catch it themselves and exit with
+    :func:`~lutgen.errors.interrupt_exit_code`; for the others nothing was written.
+    """
+
+    @functools.wraps(callback)
+    def command(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as interruption:
+            report_error("interrupted; nothing was written")
+            raise typer.Exit(interrupt_exit_code(interruption)) from None
+
+    return command
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print lutgen's own warnings as one line; drop every other warning."""
+    if issubclass(category, LutgenWarning):
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=sys.stderr)
+
+
+def _usage_sentence(error: click_errors.UsageError) -> str:
+    """Click's usage error as one sentence: what is wrong, then where help is."""
+    text = " ".join(error.format_message().split()).rstrip(".")
+    command = error.ctx.command_path if error.ctx is not None else "lutgen"
+    return f"{text}; see '{command} --help'"
+
+
 def main() -> None:
     """Entry point of the ``lutgen`` console script and of ``main.py``."""
     from lutgen.cli import commands  # noqa: F401  (registers the commands on ``app``)
 
+    for command in app.registered_commands:
+        command.callback = _reporting_interruptions(command.callback)
+    signal.signal(signal.SIGTERM, _terminate)
+    warnings.simplefilter("default")
+    warnings.showwarning = _show_warning
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="lutgen")
     except LutgenError as error:
         report_error(str(error))
-        sys.exit(error.exit_code)
+        code = error.exit_code
+    except click_errors.NoArgsIsHelpError as error:
+        typer.echo(error.ctx.get_help() if error.ctx is not None else str(error))
+        code = 0
+    except click_errors.UsageError as error:
+        report_error(_usage_sentence(error))
+        code = 2
+    except KeyboardInterrupt as interruption:  # before or after a command ran
+        code = interrupt_exit_code(interruption)
+    except click_errors.ClickException as error:
+        report_error(" ".join(error.format_message().split()))
+        code = 2
+    except BrokenPipeError:
+        # The reader of our output went away (``lutgen info x.cube | head -1``): stop quietly.
+        sys.stderr.close()
+        code = 141
+    except MemoryError:
+        report_error("the machine ran out of memory; try fewer or smaller images, or a smaller LUT")
+        code = 2
+    sys.exit(code if isinstance(code, int) else 0)
