@@ -22,12 +22,12 @@ from lutgen.errors import ImageError, LutgenError
 from lutgen.imaging import (
     IMAGE_EXTENSIONS,
     ImageData,
-    _to_8bit,
     find_images,
     load_image,
     load_rgb_float,
     save_image,
 )
+from lutgen.imaging.writing import to_8bit
 
 ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
@@ -393,7 +393,7 @@ def test_exif_too_large_for_jpeg_is_left_out_with_a_warning(tmp_path):
 def test_16_to_8_bit_rounds_to_nearest_for_every_value():
     every = np.arange(65536, dtype=np.uint16)
     nearest = np.floor(every.astype(np.float64) * 255 / 65535 + 0.5).astype(np.uint8)
-    np.testing.assert_array_equal(_to_8bit(every), nearest)
+    np.testing.assert_array_equal(to_8bit(every), nearest)
 
 
 def test_16bit_saved_as_jpeg_rounds_not_truncates(tmp_path):

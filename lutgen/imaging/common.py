@@ -1,0 +1,91 @@
+"""What every part of :mod:`lutgen.imaging` shares: the formats, :class:`ImageData`, error helpers."""
+
+from __future__ import annotations
+
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
+
+FORMAT_BY_EXTENSION = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+# Pillow's format name -> ours. MPO is the JPEG variant many cameras and phones write.
+READABLE_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF", "WEBP": "WEBP"}
+
+# Errors that Pillow, zlib and OpenCV raise on damaged or truncated files.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    Image.DecompressionBombError,
+)
+
+
+@dataclass
+class ImageData:
+    """Pixels and metadata of one image.
+
+    ``rgb`` is ``(H, W, 3)`` uint8 or uint16 (full range 0..255 or 0..65535), upright;
+    ``alpha`` is ``(H, W)`` of the same dtype or ``None``; ``icc_profile`` and ``exif`` are raw
+    bytes or ``None`` (EXIF orientation is 1); ``format`` is ``"JPEG"``, ``"PNG"``, ``"TIFF"`` or
+    ``"WEBP"`` for a loaded image; ``path`` is where it was loaded from.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str | None = None
+    path: Path | None = None
+
+    @property
+    def bit_depth(self) -> int:
+        """8 or 16, from the dtype of ``rgb``."""
+        return 16 if self.rgb.dtype == np.uint16 else 8
+
+    @property
+    def height(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.rgb.shape[1]
+
+
+def opencv():
+    """Import OpenCV on first use (it takes a while to import and most images do not need it)."""
+    import cv2
+
+    return cv2
+
+
+def is_opencv_error(error: BaseException) -> bool:
+    """True when ``error`` is OpenCV's own exception class (only checked once OpenCV is imported)."""
+    cv2 = sys.modules.get("cv2")
+    return cv2 is not None and isinstance(error, cv2.error)
+
+
+def reason(error: BaseException) -> str:
+    """A short, single-line description of an exception for an error message."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip().splitlines()
+    detail = text[0] if text else ""
+    return detail.rstrip(".") or type(error).__name__
