@@ -27,14 +27,12 @@ from lutgen.tasks.enhance import enhance
 from lutgen.tasks.evaluate import evaluate, psnr
 from lutgen.tasks.infer import infer
 from lutgen.tasks.pairs import pair_images
+from lutgen.tasks.checkpoints import CHECKPOINT_NAME, save_checkpoint, save_weights
 from lutgen.tasks.train import (
-    CHECKPOINT_NAME,
     TrainOptions,
-    _save_checkpoint,
     augment,
     batch_indices,
     default_checkpoint_dir,
-    save_weights,
     start_processes,
     train,
     validate,
@@ -183,11 +181,11 @@ def test_a_failed_write_is_one_sentence_and_keeps_the_last_checkpoint(pairs, tmp
     optimizer = torch.optim.Adam(model.parameters())
     settings = options(pairs, tmp_path / "m.safetensors")
     checkpoint = tmp_path / "checkpoints" / CHECKPOINT_NAME
-    _save_checkpoint(checkpoint, settings, 3, 0, 1, model, optimizer, [])
+    save_checkpoint(checkpoint, settings, 3, 0, 1, model, optimizer, [])
     saved = checkpoint.read_bytes()
     with file_size_limit(64 << 10):
         with pytest.raises(LutgenError, match=r"^cannot write the checkpoint .*last.pt: writing failed \(is the disk"):
-            _save_checkpoint(checkpoint, settings, 3, 0, 2, model, optimizer, [])
+            save_checkpoint(checkpoint, settings, 3, 0, 2, model, optimizer, [])
         with pytest.raises(LutgenError, match=r"^cannot write .*w.safetensors: writing failed"):
             save_weights(model, tmp_path / "w.safetensors", {})
     assert checkpoint.read_bytes() == saved and _state(checkpoint)["step"] == 1

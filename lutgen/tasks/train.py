@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +50,16 @@ from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import atomic_path, check_folder_writable
 from lutgen.imaging import load_rgb_float
 from lutgen.models import FIVEK_LOSS, FIVEK_TRAINING
+from lutgen.tasks.checkpoints import (
+    CHECKPOINT_NAME,
+    metadata,
+    read_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
 
-CHECKPOINT_NAME = "last.pt"
-CHECKPOINT_FORMAT = "lutgen-adaint-train-1"
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # saturation jitter mixes with this grey
 MIN_CROP_SIDE = 16
 
@@ -90,12 +95,6 @@ class TrainOptions:
     cache_megabytes: int = 2048  # decoded photos kept in memory, per process
 
 
-# Options that must not change between a checkpoint and a resumed run.
-_FIXED_ON_RESUME = (
-    "epochs", "batch_size", "learning_rate", "max_side", "n_vertices", "n_ranks", "adaptive", "augment",
-    "adaint_frozen_epochs", "adaint_lr_factor", "sparse_factor", "smooth_factor", "monotonicity_factor",
-    "generations", "distill_weight", "precision",
-)
 PRECISIONS = ("float32", "float64")
 
 
@@ -410,88 +409,6 @@ def _step_module(model, options: TrainOptions):
 
 
 # --------------------------------------------------------------------------------------------
-# Checkpoints and weights files
-# --------------------------------------------------------------------------------------------
-
-
-def _fixed_settings(options: TrainOptions) -> dict:
-    values = asdict(options)
-    return {key: values[key] for key in _FIXED_ON_RESUME}
-
-
-def read_checkpoint(path: Path, options: TrainOptions) -> dict:
-    """The checkpoint at ``path``, checked against ``options`` (one-sentence errors)."""
-    import torch
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any failure to unpickle means the same thing to the user
-        raise LutgenError(f"cannot resume from {path}: it is not a readable lutgen training checkpoint") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise LutgenError(f"cannot resume from {path}: it is not a lutgen training checkpoint")
-    saved = state["settings"]
-    for key, value in _fixed_settings(options).items():
-        if saved.get(key) != value:
-            flag = key.replace("_", "-")
-            raise OptionError(f"cannot resume from {path}: it was made with --{flag} {saved.get(key)}, "
-                              f"not {value}; use the same settings or another --checkpoint-dir")
-    if options.seed is not None and options.seed != state["seed"]:
-        raise OptionError(f"cannot resume from {path}: it was made with --seed {state['seed']}, not {options.seed}")
-    return state
-
-
-def _save_checkpoint(path: Path, options: TrainOptions, seed: int, generation: int, step: int, model, optimizer,
-                     history) -> None:
-    import torch
-
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "settings": _fixed_settings(options),
-        "seed": seed,
-        "generation": generation,
-        "step": step,
-        "model": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "history": [list(entry) for entry in history],
-    }
-    try:
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-    except OSError as error:
-        raise LutgenError(f"cannot write the checkpoint {path}: {error.strerror or error}") from None
-    except RuntimeError:  # torch.save reports a failed write (a full disk) as a RuntimeError
-        raise LutgenError(f"cannot write the checkpoint {path}: writing failed (is the disk full?)") from None
-
-
-def save_weights(model, path: Path, metadata: dict[str, str]) -> None:
-    """The model's tensors as a ``.safetensors`` file (published names), atomically."""
-    from safetensors import SafetensorError
-    from safetensors.torch import save_file
-
-    tensors = {key: value.detach().to("cpu").float().contiguous() for key, value in model.state_dict().items()}
-    try:
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
-    except OSError as error:
-        raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
-    except SafetensorError:  # how safetensors reports a failed write (a full disk)
-        raise LutgenError(f"cannot write {path}: writing failed (is the disk full?)") from None
-
-
-def _metadata(options: TrainOptions, seed: int, generation: int, steps: int) -> dict[str, str]:
-    return {
-        "format": "lutgen-adaint-1",
-        "architecture": f"AiLUT tpami backbone, n_vertices={options.n_vertices}, n_ranks={options.n_ranks}, "
-        f"adaint={options.adaptive}",
-        "trained_by": "lutgen train",
-        "generation": str(generation),
-        "steps": str(steps),
-        "seed": str(seed),
-        "settings": repr(_fixed_settings(options)),
-    }
-
-
-# --------------------------------------------------------------------------------------------
 # The run
 # --------------------------------------------------------------------------------------------
 
@@ -614,7 +531,7 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
 
     def checkpoint(at_step: int) -> None:
         if processes.leader:
-            _save_checkpoint(plan.checkpoint_path, options, seed, generation, at_step, model, optimizer,
+            save_checkpoint(plan.checkpoint_path, options, seed, generation, at_step, model, optimizer,
                              result.history)
 
     try:
@@ -640,7 +557,7 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
              "holds it (continue with --resume)")
         return False
     if processes.leader:
-        save_weights(model, generation_paths[generation], _metadata(options, seed, generation, step))
+        save_weights(model, generation_paths[generation], metadata(options, seed, generation, step))
     processes.barrier()  # the next generation's teacher is read from that file
     return True
 
