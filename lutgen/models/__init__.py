@@ -4,7 +4,8 @@ A model is named on the command line either by a shipped name (:data:`SHIPPED_MO
 weights file:
 
 - ``.safetensors`` holding the model's tensors under the published AdaInt names (what lutgen ships
-  and what ``lutgen train`` writes), read without torch;
+  and what ``lutgen train`` writes), read without torch, in float32, float16, bfloat16 or float64
+  (:mod:`lutgen.models.safetensors_file`; every type is converted to float32);
 - ``.pth`` / ``.pt``: a PyTorch checkpoint, either the published one (``{"state_dict": ...}``), a
   lutgen training checkpoint (``{"model": ...}``) or a bare state dict; read with
   ``torch.load(weights_only=True)``.
@@ -26,13 +27,14 @@ torch nor numba.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lutgen.errors import LutgenError
+from lutgen.fileio import check_regular_file
+from lutgen.models.safetensors_file import read_safetensors
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "fivek-srgb"
@@ -115,14 +117,10 @@ def model_path(model: str | Path) -> Path:
     path = Path(model)
     names = ", ".join(SHIPPED_MODELS)
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise LutgenError(f"unknown model {text!r}: use {names} or a weights file (.safetensors, .pth or .pt)")
         raise LutgenError(f"cannot load the model {path}: use a .safetensors, .pth or .pt weights file")
-    if not path.exists():
-        raise LutgenError(f"the model file {path} does not exist")
-    if path.is_dir():
-        raise LutgenError(f"the model file {path} is a folder, not a weights file")
-    return path
+    return check_regular_file(path, "weights file")
 
 
 def load_weights(model: str | Path = DEFAULT_MODEL) -> Weights:
@@ -133,24 +131,11 @@ def load_weights(model: str | Path = DEFAULT_MODEL) -> Weights:
     """
     path = model_path(model)
     if path.suffix.lower() == ".safetensors":
-        tensors, metadata = _read_safetensors(path)
+        tensors, metadata = read_safetensors(path)
     else:
         tensors, metadata = _read_torch_checkpoint(path), {}
     config = check_tensors(tensors, path)
     return Weights(tensors, config, str(model), metadata)
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as error:
-        reason = _short(error)
-        raise LutgenError(f"cannot load the model {path}: it is not a readable safetensors file ({reason})") from None
-    return tensors, metadata
 
 
 def _read_torch_checkpoint(path: Path) -> dict[str, np.ndarray]:
@@ -169,6 +154,10 @@ def _read_torch_checkpoint(path: Path) -> dict[str, np.ndarray]:
                 break
     if not isinstance(checkpoint, dict) or not all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise LutgenError(f"cannot load the model {path}: the checkpoint holds no state dict of tensors")
+    for key, value in checkpoint.items():
+        if not value.is_floating_point():
+            raise LutgenError(f"cannot load the model {path}: {key!r} holds {value.dtype} values; AdaInt weights "
+                              "must be floating point")
     return {key: value.detach().to(torch.float32).numpy() for key, value in checkpoint.items()}
 
 
@@ -230,7 +219,3 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes["adaint.intervals_generator.bias"] = (3 * (n - 1),)
     return shapes
 
-
-def _short(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__).rstrip(".")[:160]
