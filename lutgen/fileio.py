@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,20 +27,42 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     if path.is_dir():
         raise LutgenError(f"cannot write {path}: it is a folder")
     parent = path.parent if str(path.parent) else Path(".")
+    tmp: Path | None = None
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=parent)
-    except OSError as error:
-        raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+        with _signals_held():  # a Ctrl-C or SIGTERM cannot fall between creating and recording the file
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=parent)
+            except OSError as error:
+                raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
+            tmp = Path(name)
+            os.close(fd)
         yield tmp
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with _signals_held():
+                tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (in the main thread; elsewhere a no-op).
+
+    A signal that arrives meanwhile is delivered when the block ends, so its ``KeyboardInterrupt``
+    is raised at a point where the caller's clean-up knows about every file it made.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _mode_for(path: Path) -> int:

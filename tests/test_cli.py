@@ -79,3 +79,70 @@ def test_only_image_unreadable_says_so_and_exits_2(tmp_path):
     assert "wrote" not in result.stdout
     assert not (tmp_path / "out.jpg").exists()
 
+
+
+# --- usage errors and signals -------------------------------------------------------------------
+
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("infer", VELVIA, "a.png", "--quality", "abc"), ("'--quality'", "integer", "lutgen infer --help")),
+        (("infer", VELVIA, "a.png", "--strength", "x"), ("'--strength'", "lutgen infer --help")),
+        (("infer",), ("Missing argument", "lutgen infer --help")),
+        (("info", VELVIA, "--bogus"), ("No such option: --bogus", "lutgen info --help")),
+        (("frobnicate",), ("No such command 'frobnicate'", "lutgen --help")),
+        (("--version",), ("No such option: --version",)),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_2(args, fragments):
+    line = one_sentence_error(run_lutgen(*args), *fragments)
+    assert line.startswith("error: ")
+
+
+def test_no_arguments_prints_the_help_and_succeeds():
+    result = run_lutgen()
+    assert result.returncode == 0
+    assert "Usage: lutgen" in result.stdout and "infer" in result.stdout
+
+
+def _graded_folder(tmp_path, count: int):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    big = Image.open(ROOT / "images" / "coffee.jpg").convert("RGB").resize((1600, 1200))
+    for k in range(count):
+        big.save(photos / f"p{k:02d}.png", compress_level=1)
+    return photos
+
+
+@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_infer_keeps_finished_images_and_leaves_no_partial_file(tmp_path, signal_number, exit_code):
+    photos, out = _graded_folder(tmp_path, 24), tmp_path / "out"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "infer", str(VELVIA), str(photos), "-d", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob("p*.png"))):
+        time.sleep(0.01)
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == exit_code, stderr
+    assert "Traceback" not in stderr
+    last = stderr.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar
+    assert last == "error: interrupted; the images finished so far are written, none is half-written"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], sorted(p.name for p in out.iterdir())
+    written = sorted(out.iterdir())
+    assert 1 <= len(written) < 24
+    for path in written:
+        assert Image.open(path).size == (1600, 1200)
+        Image.open(path).load()  # complete, not truncated

@@ -115,7 +115,8 @@ def main() -> None:
     from lutgen.cli import commands  # noqa: F401  (registers the commands on ``app``)
 
     for command in app.registered_commands:
-        command.callback = _reporting_interruptions(command.callback)
+        if not hasattr(command.callback, "__wrapped__"):
+            command.callback = _reporting_interruptions(command.callback)
     signal.signal(signal.SIGTERM, _terminate)
     warnings.simplefilter("default")
     warnings.showwarning = _show_warning
