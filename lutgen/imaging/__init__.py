@@ -21,18 +21,29 @@ pixels come from OpenCV, while Pillow still reads their header and metadata.
 kept wherever the format can hold them (JPEG has no alpha). Pillow writes JPEG, WebP and 8-bit PNG;
 OpenCV encodes TIFF and 16-bit PNG, and the ICC profile and EXIF are then added to those files here.
 XMP and IPTC metadata are not carried over.
+
+Before any pixel is decoded, an input must be a regular file (never a FIFO, device or folder) and
+its header must claim at most :data:`MAX_PIXELS` pixels; :func:`image_size` reads the upright size
+from the header alone, with the same checks. Every refusal is an :class:`~lutgen.errors.ImageError`
+whose message is one sentence naming the file; nothing the decoders print reaches the user.
+
+Modules: ``common`` (formats, :class:`ImageData`), ``limits`` (the size limit), ``reading``,
+``writing``, ``metadata`` (EXIF and ICC), ``finding`` (files and folders given by the user).
 """
 
 from lutgen.imaging.common import IMAGE_EXTENSIONS, ImageData
 from lutgen.imaging.finding import find_images
-from lutgen.imaging.reading import load_image, load_rgb_float
+from lutgen.imaging.limits import MAX_PIXELS
+from lutgen.imaging.reading import image_size, load_image, load_rgb_float
 from lutgen.imaging.writing import check_output_path, save_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MAX_PIXELS",
     "ImageData",
     "check_output_path",
     "find_images",
+    "image_size",
     "load_image",
     "load_rgb_float",
     "save_image",

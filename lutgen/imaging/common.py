@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,44 @@ def opencv():
     import cv2
 
     return cv2
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries print on file descriptor 2 to the null device meanwhile.
+
+    libpng, inside OpenCV, prints its own complaints (``libpng error: IDAT: incorrect data check``)
+    before OpenCV gives up on a damaged file; lutgen's error sentence says what matters. Wrap only
+    the native call: anything written to standard error meanwhile, from any thread, is lost.
+    Descriptor 2 is restored afterwards, also on an exception or Ctrl-C. Where it cannot be
+    redirected (no descriptor 2, no null device), nothing changes.
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        saved = None
+    null = _open_null_device() if saved is not None else None
+    if null is None:
+        if saved is not None:
+            os.close(saved)
+        yield
+        return
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def _open_null_device() -> int | None:
+    """A write descriptor on the null device, or None if it cannot be opened."""
+    try:
+        return os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return None
 
 
 def is_opencv_error(error: BaseException) -> bool:

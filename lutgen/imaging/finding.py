@@ -6,16 +6,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lutgen.errors import ImageError
+from lutgen.fileio import check_regular_file
 from lutgen.imaging.common import IMAGE_EXTENSIONS
 
 
 def find_images(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     """Expand files and folders into the list of images to work on.
 
-    A folder contributes its image files (not its sub-folders, not hidden files), sorted by
-    name; a file must have one of :data:`IMAGE_EXTENSIONS` (any case). The order of ``paths`` is
-    kept and duplicates are dropped. Raises :class:`ImageError` for a path that does not exist,
-    a file that is not an image, a folder without images, or when nothing is given.
+    A folder contributes its image files, sorted by name: regular files (or links to them) with
+    one of :data:`IMAGE_EXTENSIONS` (any case), not hidden; sub-folders, FIFOs, devices, dangling
+    links and link loops in it are passed over without being opened. A path given directly must
+    be a regular file with an image extension. The order of ``paths`` is kept and duplicates are
+    dropped. Raises :class:`ImageError` naming the path and the reason for a path that does not
+    exist or is not a regular file, a file that is not an image, a folder without images, or
+    when nothing is given.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -37,22 +41,22 @@ def _is_image_name(path: Path) -> bool:
 
 
 def _images_at(path: Path) -> list[Path]:
+    """The images ``path`` stands for: itself, or the image files of the folder it names."""
     if path.is_dir():
         try:
             images = sorted(
                 child
                 for child in path.iterdir()
-                if child.is_file() and not child.name.startswith(".") and _is_image_name(child)
+                if not child.name.startswith(".") and _is_image_name(child) and child.is_file()
             )
         except OSError as error:
             raise ImageError(f"cannot read the folder {path}: {error.strerror or error}") from None
         if not images:
             raise ImageError(f"the folder {path} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         return images
-    if path.is_file():
-        if not _is_image_name(path):
-            raise ImageError(f"{path} is not an image lutgen reads; use {', '.join(IMAGE_EXTENSIONS)}")
-        return [path]
-    raise ImageError(f"{path} does not exist")
+    check_regular_file(path, "image", ImageError)
+    if not _is_image_name(path):
+        raise ImageError(f"{path} is not an image lutgen reads; use {', '.join(IMAGE_EXTENSIONS)}")
+    return [path]
 
 

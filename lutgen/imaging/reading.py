@@ -1,4 +1,4 @@
-"""Reading images: :func:`load_image` and :func:`load_rgb_float`.
+"""Reading images: :func:`load_image`, :func:`load_rgb_float`, and :func:`image_size` from the header.
 
 Pillow decodes everything except 16-bit colour PNG and TIFF, which it would cut to 8 bits; those
 pixels come from OpenCV, while Pillow still reads their header and metadata.
@@ -18,14 +18,17 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from lutgen.errors import ImageError, LutgenError
+from lutgen.fileio import check_regular_file
 from lutgen.imaging.common import (
     DECODE_ERRORS,
     READABLE_FORMATS,
     ImageData,
     is_opencv_error,
+    native_stderr_silenced,
     opencv,
     reason,
 )
+from lutgen.imaging.limits import check_pixel_count, pillow_size_check_off
 from lutgen.imaging.metadata import (
     exif_and_orientation,
     find_orientation,
@@ -33,12 +36,16 @@ from lutgen.imaging.metadata import (
     tiff_header_orientation,
 )
 
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the picture by 90 degrees
+_OPENCV_MAX_SIDE = 1 << 20  # OpenCV's decoders refuse a longer width or height (OPENCV_IO_MAX_IMAGE_WIDTH)
+
 
 def load_image(path: str | Path) -> ImageData:
     """Read a JPEG, PNG, TIFF or WebP file into an :class:`ImageData` (see the module docstring).
 
-    Raises :class:`ImageError` with one sentence naming the file when it is missing, empty, a
-    folder, of another format, or damaged.
+    Raises :class:`ImageError` with one sentence naming the file when it is missing, not a regular
+    file (a folder, FIFO, device, link loop), empty, of another format, larger than
+    :data:`~lutgen.imaging.limits.MAX_PIXELS`, or damaged.
     """
     path = Path(path)
     with _open(path) as im:
@@ -72,6 +79,19 @@ def load_rgb_float(path: str | Path, max_side: int | None = None) -> np.ndarray:
     return rgb
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """``(width, height)`` of an image as :func:`load_image` returns it (upright), from its header.
+
+    Decodes no pixels; refuses what :func:`load_image` refuses before decoding (not a regular
+    file, empty, another format, more than :data:`~lutgen.imaging.limits.MAX_PIXELS`).
+    """
+    path = Path(path)
+    with _open(path) as im:
+        width, height = im.size
+        _, orientation = exif_and_orientation(im, tiff_header_orientation(im))
+    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
+
+
 # --------------------------------------------------------------------------------------------
 # Opening and decoding
 
@@ -87,16 +107,25 @@ class _Planes:
 def _open(path: Path) -> Iterator[Image.Image]:
     """A lazily decoded Pillow image; any decoding error in the ``with`` body becomes ImageError.
 
-    Pillow's warnings about damaged metadata it skips are silenced meanwhile: either the image
-    loads, or the error raised says enough.
+    Before anything is read, ``path`` must be a regular file (a FIFO would block forever, a device
+    never end), and the size in its header within :data:`~lutgen.imaging.limits.MAX_PIXELS`.
+    Pillow's warnings about damaged metadata it skips, and its own size check, are silenced
+    meanwhile: either the image loads, or the error raised says enough.
     """
-    with warnings.catch_warnings():
+    check_regular_file(path, "image", ImageError)
+    with warnings.catch_warnings(), pillow_size_check_off():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         im = _open_pillow(path)
         try:
+            check_pixel_count(path, *im.size)
             yield im
         except LutgenError:
             raise
+        except MemoryError:
+            raise ImageError(
+                f"cannot read {path}: not enough memory to decode its {im.width}x{im.height} pixels"
+            ) from None
         except Exception as error:
             if isinstance(error, DECODE_ERRORS) or is_opencv_error(error):
                 raise ImageError(
@@ -108,11 +137,7 @@ def _open(path: Path) -> Iterator[Image.Image]:
 
 
 def _open_pillow(path: Path) -> Image.Image:
-    """Open ``path`` with Pillow (header only), or raise ImageError saying why it cannot be read."""
-    if not path.exists():
-        raise ImageError(f"cannot read {path}: the file does not exist")
-    if path.is_dir():
-        raise ImageError(f"cannot read {path}: it is a folder, not an image")
+    """Open the regular file ``path`` with Pillow (header only), or raise ImageError saying why not."""
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"cannot read {path}: the file is empty")
@@ -133,13 +158,18 @@ def _open_pillow(path: Path) -> Image.Image:
 
 
 def _decode(im: Image.Image, path: Path, *, max_side: int | None, keep_alpha: bool = True) -> _Planes:
-    """Pixels of the open image ``im`` as RGB (+ alpha), shrunk to ``max_side`` when given."""
+    """Pixels of the open image ``im`` as RGB (+ alpha), shrunk to ``max_side`` when given.
+
+    What the native decoders print on standard error (libtiff's ``TIFFFetchDirectory: ...``,
+    libpng's complaints) is discarded: a damaged file ends in one ImageError instead.
+    """
     if _is_16bit_colour(im):
         planes = _decode_with_opencv(path, im)
     else:
-        if max_side is not None:
-            im = _shrink_pillow(im, max_side)
-        planes = _pillow_planes(im, path)
+        with native_stderr_silenced():
+            if max_side is not None:
+                im = _shrink_pillow(im, max_side)
+            planes = _pillow_planes(im, path)
     if not keep_alpha:
         planes.alpha = None
     if max_side is not None and max(planes.rgb.shape[:2]) > max_side:
@@ -165,10 +195,16 @@ def _is_16bit_colour(im: Image.Image) -> bool:
 
 
 def _decode_with_opencv(path: Path, im: Image.Image) -> _Planes:
+    """16-bit colour pixels of the PNG or TIFF open as ``im``, decoded by OpenCV (quietly)."""
+    if max(im.size) > _OPENCV_MAX_SIDE:
+        raise ImageError(
+            f"cannot read {path}: it is {im.width}x{im.height} pixels, and 16-bit colour images "
+            f"with a side longer than {_OPENCV_MAX_SIDE} pixels are not supported"
+        )
     cv2 = opencv()
     encoded = np.fromfile(path, dtype=np.uint8)
     if im.format == "PNG":
-        # libpng reports damage on stderr before OpenCV gives up; check the chunks first.
+        # A damaged chunk is named more precisely here than OpenCV's failure would allow.
         problem = _png_damage(memoryview(encoded))
         if problem:
             raise ImageError(f"cannot read {path}: the file is damaged ({problem})")
@@ -181,7 +217,8 @@ def _decode_with_opencv(path: Path, im: Image.Image) -> _Planes:
     log_level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
-        pixels = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+        with native_stderr_silenced():
+            pixels = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     finally:
         cv2.utils.logging.setLogLevel(log_level)
     # (Pillow reports a TIFF's size already turned for orientations 5 to 8, hence the sorting.)

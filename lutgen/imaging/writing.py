@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lutgen.errors import ImageError, LutgenError
+from lutgen.errors import ImageError, LutgenError, LutgenWarning
 from lutgen.fileio import atomic_path
 from lutgen.imaging.common import (
     DECODE_ERRORS,
     FORMAT_BY_EXTENSION,
     IMAGE_EXTENSIONS,
     ImageData,
+    is_opencv_error,
+    native_stderr_silenced,
     opencv,
     reason,
 )
@@ -30,7 +32,11 @@ _PNG_COMPRESSION = 4
 
 
 def check_output_path(path: str | Path) -> str:
-    """The format ``save_image`` would write ``path`` in; :class:`ImageError` if it cannot be an image file."""
+    """The format ``save_image`` would write ``path`` in; :class:`ImageError` if it cannot be an image file.
+
+    Checked before any work starts: ``path`` must not be a folder, must have an image extension,
+    and its nearest existing parent must be a folder (not a file, which no folder can be made in).
+    """
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"cannot write {path}: it is a folder; give a file name such as {path / 'graded.jpg'}")
@@ -40,7 +46,18 @@ def check_output_path(path: str | Path) -> str:
             f"cannot write {path}: unknown image extension {path.suffix or '(none)'!r}; "
             f"use {', '.join(IMAGE_EXTENSIONS)}"
         )
+    _check_parent_is_folder(path)
     return fmt
+
+
+def _check_parent_is_folder(path: Path) -> None:
+    """Raise :class:`ImageError` when the nearest existing parent of ``path`` is not a folder."""
+    for parent in path.parents:
+        if parent.is_dir():
+            return
+        if parent.exists() or parent.is_symlink():
+            kind = "a file" if parent.is_file() else "not a folder"
+            raise ImageError(f"cannot write {path}: {parent} is {kind}, so no folder can hold the output there")
 
 
 def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
@@ -65,7 +82,7 @@ def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
     if not 1 <= int(quality) <= 100:
         raise ImageError(f"cannot write {path}: quality must be between 1 and 100, not {quality}")
     rgb, alpha = _checked_pixels(data)
-    exif = exif_for_output(data.exif)
+    exif = _exif_that_fits(exif_for_output(data.exif), fmt, path)
     icc = data.icc_profile or None
     try:
         with atomic_path(path) as tmp:
@@ -75,8 +92,22 @@ def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
                 _save_8bit(to_8bit(rgb), to_8bit(alpha), icc, exif, fmt, int(quality), tmp)
     except LutgenError:
         raise
-    except (*DECODE_ERRORS, MemoryError) as error:
-        raise ImageError(f"cannot write {path}: {reason(error)}") from None
+    except Exception as error:
+        if isinstance(error, (*DECODE_ERRORS, MemoryError)) or is_opencv_error(error):
+            raise ImageError(f"cannot write {path}: {reason(error)}") from None
+        raise
+
+
+def _exif_that_fits(exif: bytes | None, fmt: str, path: Path) -> bytes | None:
+    """``exif``, or None with a warning naming ``path`` when it is too large for a JPEG's APP1 segment."""
+    if fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF:
+        warnings.warn(
+            f"the EXIF block ({len(exif)} bytes) does not fit in a JPEG and was left out of {path}",
+            LutgenWarning,
+            stacklevel=3,
+        )
+        return None
+    return exif
 
 
 def _checked_pixels(data: ImageData) -> tuple[np.ndarray, np.ndarray | None]:
@@ -121,11 +152,6 @@ def _save_8bit(rgb, alpha, icc, exif, fmt: str, quality: int, tmp: Path) -> None
         options["icc_profile"] = icc
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
-        if exif and len(exif) > _JPEG_MAX_EXIF:
-            warnings.warn(
-                f"the EXIF block ({len(exif)} bytes) does not fit in a JPEG and was left out", stacklevel=3
-            )
-            exif = None
     elif fmt == "WEBP":
         options.update(quality=quality, method=4)
     elif fmt == "PNG":
@@ -143,18 +169,16 @@ def _encode_with_opencv(rgb, alpha, icc, exif, fmt: str) -> bytes:
     else:
         bgr = np.dstack((rgb[..., ::-1], alpha))
     if fmt == "PNG":
-        ok, encoded = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION])
+        extension, options = ".png", [cv2.IMWRITE_PNG_COMPRESSION, _PNG_COMPRESSION]
     else:
-        ok, encoded = cv2.imencode(
-            ".tif",
-            bgr,
-            [
-                cv2.IMWRITE_TIFF_COMPRESSION,
-                cv2.IMWRITE_TIFF_COMPRESSION_LZW,
-                cv2.IMWRITE_TIFF_PREDICTOR,
-                cv2.IMWRITE_TIFF_PREDICTOR_HORIZONTAL,
-            ],
-        )
+        extension, options = ".tif", [
+            cv2.IMWRITE_TIFF_COMPRESSION,
+            cv2.IMWRITE_TIFF_COMPRESSION_LZW,
+            cv2.IMWRITE_TIFF_PREDICTOR,
+            cv2.IMWRITE_TIFF_PREDICTOR_HORIZONTAL,
+        ]
+    with native_stderr_silenced():
+        ok, encoded = cv2.imencode(extension, bgr, options)
     if not ok:
         raise OSError("the encoder failed")
     encoded = encoded.tobytes()

@@ -4,8 +4,9 @@ Files are matched by name without the extension (``a1234.jpg`` in the input fold
 or ``a1234.jpg`` in the target folder), since retouched targets are often saved in another format.
 Every problem is one sentence (:class:`~lutgen.errors.ImageError`), found before any work starts:
 a missing or empty folder, two files with one name in a folder, an input without a target or a
-target without an input, a file that is not an image, and a pair whose pictures differ in size
-(read from the file headers, with the EXIF orientation applied).
+target without an input, a file that is not an image, an image larger than
+:data:`lutgen.imaging.MAX_PIXELS`, and a pair whose pictures differ in size (read from the file
+headers, with the EXIF orientation applied).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lutgen.errors import ImageError, LutgenError
-from lutgen.imaging import IMAGE_EXTENSIONS, find_images
+from lutgen.imaging import IMAGE_EXTENSIONS, find_images, image_size
 
-_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that turn the picture by 90 degrees
 _SHOWN = 3  # names quoted in an error message
 
 
@@ -52,19 +52,6 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def upright_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image as lutgen loads it (EXIF orientation applied), from its header."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-            orientation = im.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as error:
-        raise ImageError(f"cannot read {path}: it is damaged or not an image ({error})") from None
-    return (height, width) if orientation in _SWAPPING_ORIENTATIONS else (width, height)
-
-
 def pair_images(input_dir: Path, target_dir: Path) -> list[ImagePair]:
     """All pairs of ``input_dir`` and ``target_dir``, sorted by name; see the module docstring for errors."""
     inputs = _by_stem(Path(input_dir), "input")
@@ -79,8 +66,8 @@ def pair_images(input_dir: Path, target_dir: Path) -> list[ImagePair]:
                          f"{_listing([targets[n].name for n in lonely_targets])}")
     pairs = []
     for name in sorted(inputs):
-        size = upright_size(inputs[name])
-        target_size = upright_size(targets[name])
+        size = image_size(inputs[name])
+        target_size = image_size(targets[name])
         if size != target_size:
             raise ImageError(f"{inputs[name]} is {size[0]}x{size[1]} but its target {targets[name]} is "
                              f"{target_size[0]}x{target_size[1]}; a pair must show the same pixels")
