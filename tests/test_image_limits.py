@@ -221,6 +221,12 @@ def test_output_under_a_file_is_refused_before_writing(tmp_path):
     for output in (tmp_path / "somefile.txt" / "out.png", tmp_path / "somefile.txt" / "a" / "b" / "out.png"):
         with pytest.raises(ImageError, match=f"{tmp_path / 'somefile.txt'} is a file"):
             check_output_path(output)
+    (tmp_path / "dangling").symlink_to(tmp_path / "absent")
+    (tmp_path / "loop").symlink_to("loop")
+    with pytest.raises(ImageError, match="dangling is a symbolic link to a missing folder"):
+        check_output_path(tmp_path / "dangling" / "a" / "out.png")
+    with pytest.raises(ImageError, match="loop is a symbolic link loop"):
+        check_output_path(tmp_path / "loop" / "out.png")
     assert check_output_path(tmp_path / "new" / "folders" / "out.tif") == "TIFF"
 
 

@@ -6,6 +6,9 @@ and EXIF are then added to those files (:mod:`lutgen.imaging.metadata`).
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -53,11 +56,27 @@ def check_output_path(path: str | Path) -> str:
 def _check_parent_is_folder(path: Path) -> None:
     """Raise :class:`ImageError` when the nearest existing parent of ``path`` is not a folder."""
     for parent in path.parents:
-        if parent.is_dir():
+        try:
+            info = os.stat(parent)
+        except OSError as error:
+            if error.errno == errno.ENOTDIR:
+                continue  # something further up is a file: named when the loop reaches it
+            if error.errno == errno.ENOENT and not parent.is_symlink():
+                continue  # made when the output is written
+            raise ImageError(f"cannot write {path}: {parent} {_stat_problem(error)}") from None
+        if stat.S_ISDIR(info.st_mode):
             return
-        if parent.exists() or parent.is_symlink():
-            kind = "a file" if parent.is_file() else "not a folder"
-            raise ImageError(f"cannot write {path}: {parent} is {kind}, so no folder can hold the output there")
+        kind = "a file" if stat.S_ISREG(info.st_mode) else "not a folder"
+        raise ImageError(f"cannot write {path}: {parent} is {kind}, so no folder can hold the output there")
+
+
+def _stat_problem(error: OSError) -> str:
+    """What a failed ``os.stat`` of an output's parent means, as the end of a sentence."""
+    if error.errno == errno.ELOOP:
+        return "is a symbolic link loop"
+    if error.errno == errno.ENOENT:
+        return "is a symbolic link to a missing folder"
+    return f"cannot be reached ({error.strerror or error})"
 
 
 def save_image(data: ImageData, path: str | Path, quality: int = 95) -> None:
