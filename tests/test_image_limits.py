@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from cli_runner import one_sentence_error, only_line, run_lutgen
-from lutgen.errors import ImageError, LutgenWarning
+from lutgen.errors import ImageError
 from lutgen.imaging import (
     MAX_PIXELS,
     ImageData,
@@ -35,7 +35,11 @@ from lutgen.tasks.pairs import pair_images
 
 ROOT = Path(__file__).resolve().parents[1]
 LUT = ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube"
-READERS = {"load_image": load_image, "load_rgb_float": lambda p: load_rgb_float(p, max_side=64), "image_size": image_size}
+READERS = {
+    "load_image": load_image,
+    "load_rgb_float": lambda path: load_rgb_float(path, max_side=64),
+    "image_size": image_size,
+}
 
 
 # --------------------------------------------------------------------------------------------

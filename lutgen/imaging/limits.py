@@ -39,7 +39,11 @@ def check_pixel_count(path: Path, width: int, height: int) -> None:
 
 @contextlib.contextmanager
 def pillow_size_check_off() -> Iterator[None]:
-    """Switch Pillow's decompression-bomb check off meanwhile; :func:`check_pixel_count` replaces it."""
+    """Switch Pillow's decompression-bomb check off meanwhile; :func:`check_pixel_count` replaces it.
+
+    The setting is Pillow's, for the whole process; lutgen decodes images one at a time, in one
+    thread, so it is restored before any other image is opened.
+    """
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
