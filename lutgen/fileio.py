@@ -121,12 +121,16 @@ def check_regular_file(path: str | Path, what: str = "file", error: type[LutgenE
     except OSError as problem:
         raise error(f"cannot read {path}: {_stat_reason(path, problem)}") from None
     if stat.S_ISDIR(info.st_mode):
-        raise error(f"cannot read {path}: it is a folder, not a {what}")
+        raise error(f"cannot read {path}: it is a folder, not {_article(what)} {what}")
     if not stat.S_ISREG(info.st_mode):
         raise error(f"cannot read {path}: it is {_special_kind(info.st_mode)}, not a regular {what}")
     if not os.access(path, os.R_OK):
         raise error(f"cannot read {path}: permission denied")
     return path
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def _stat_reason(path: Path, problem: OSError) -> str:

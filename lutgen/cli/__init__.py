@@ -65,6 +65,7 @@ def run_image_task(task, *args, **kwargs):
 def report_images(written: list, failed: list, output_dir) -> None:
     """Say what a per-image task wrote and skipped; exit with code 2 if any image failed."""
     for source, reason in failed:
+        reason = reason.removeprefix(f"cannot read {source}: ")  # the file is named once
         report_error(f"skipped {source}: {reason}")
     if len(written) == 1:
         typer.echo(f"wrote {written[0]}")
