@@ -27,6 +27,10 @@ INTERPOLATIONS = ("trilinear", "tetrahedral")
 
 UNIT_DOMAIN = np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
 
+SMALLEST_SPAN = float(np.finfo(np.float64).tiny)
+"""The narrowest domain span (max - min): the smallest normal float64. A subnormal span, or one
+that overflows to infinity, would make every node position or interpolation weight 0, inf or NaN."""
+
 
 def _as_domain(domain) -> np.ndarray:
     d = np.array(UNIT_DOMAIN if domain is None else domain, dtype=np.float64)
@@ -36,6 +40,13 @@ def _as_domain(domain) -> np.ndarray:
         raise ValueError(f"a domain has shape (2, 3) or (2,), not {d.shape}")
     if not np.all(d[1] > d[0]):
         raise ValueError(f"a domain's maximum must exceed its minimum in every channel, got {d.tolist()}")
+    with np.errstate(over="ignore"):
+        span = d[1] - d[0]
+    if not np.all(np.isfinite(span) & (span >= SMALLEST_SPAN)):
+        raise ValueError(
+            f"a domain's span (max - min) must be a finite number of at least {SMALLEST_SPAN:.1e} "
+            f"in every channel, got {d.tolist()}"
+        )
     return d
 
 
@@ -118,16 +129,35 @@ class LUT:
         return self.shaper.domain if self.shaper is not None else self.domain
 
     def is_identity(self, atol: float = 1e-6) -> bool:
-        """Whether the LUT returns its input everywhere inside its input domain (to ``atol``)."""
-        shaper_ok = self.shaper is None or np.allclose(
-            self.shaper.table, Shaper.identity(self.shaper.size, self.shaper.domain).table, rtol=0, atol=atol
+        """Whether the LUT returns its input everywhere inside its input domain (to ``atol``).
+
+        Compares the table one blue plane at a time, so it needs no second table in memory.
+        """
+        shaper_ok = self.shaper is None or _close(
+            self.shaper.table, Shaper.identity(self.shaper.size, self.shaper.domain).table, atol
         )
-        if self.table is None:
+        if self.table is None or not shaper_ok:
             return shaper_ok
-        if self.shaper is not None and not np.allclose(self.shaper.domain, self.domain, rtol=0, atol=atol):
+        if self.shaper is not None and not _close(self.shaper.domain, self.domain, atol):
             return False
-        return shaper_ok and np.allclose(self.table, grid(self.size, self.domain), rtol=0, atol=atol)
+        d, n = self.domain, self.size
+        red, green, blue = (np.linspace(d[0, c], d[1, c], n) for c in range(3))
+        for b in range(n):
+            plane = self.table[b]  # [g, r, channel]
+            if not (
+                _close(plane[..., 0], red[None, :], atol)
+                and _close(plane[..., 1], green[:, None], atol)
+                and _close(plane[..., 2], blue[b], atol)
+            ):
+                return False
+        return True
 
     def with_table(self, table: np.ndarray) -> LUT:
         """A copy with another 3D table of the same layout."""
         return replace(self, table=table)
+
+
+def _close(a, b, atol: float) -> bool:
+    """``np.allclose(a, b, rtol=0, atol=atol)`` without overflow warnings for huge values."""
+    with np.errstate(all="ignore"):
+        return bool(np.all(np.abs(np.subtract(a, b)) <= atol))

@@ -15,7 +15,15 @@ def _triple(values: np.ndarray) -> str:
 
 
 def describe(lut: LUT) -> list[tuple[str, str]]:
-    """Label/value pairs: title, size, domain, shaper, value range, identity."""
+    """Label/value pairs: title, size, domain, shaper, value range, identity.
+
+    Works in place on the table (no copy) and never warns, whatever finite values it holds.
+    """
+    with np.errstate(all="ignore"):
+        return _describe(lut)
+
+
+def _describe(lut: LUT) -> list[tuple[str, str]]:
     rows = [("title", lut.title or "(none)")]
     if lut.table is not None:
         rows.append(("3D size", f"{lut.size} ({lut.size ** 3} nodes)"))
@@ -38,4 +46,5 @@ def describe(lut: LUT) -> list[tuple[str, str]]:
 
 
 def info(path: Path) -> list[tuple[str, str]]:
+    """The rows ``lutgen info`` prints for the LUT file at ``path``: its name, then :func:`describe`."""
     return [("file", str(path))] + describe(read_lut(path))
