@@ -1,4 +1,4 @@
-"""Reading and writing ``.cube`` files, Adobe (Cube LUT 1.0) and DaVinci Resolve flavours.
+"""Reading ``.cube`` files, Adobe (Cube LUT 1.0) and DaVinci Resolve flavours (writing: ``cube_write``).
 
 What a file means (the same as colour-science's ``colour.read_LUT``, checked by the tests):
 
@@ -15,34 +15,71 @@ What a file means (the same as colour-science's ``colour.read_LUT``, checked by 
 - 3D rows are in ``.cube`` order, red fastest and blue slowest, which is ``LUT.table`` flattened in
   C order (``table[b, g, r]``).
 
-Tolerated: ``TITLE`` with or without quotes, ``#`` comment lines and blank lines anywhere, CRLF or CR
-line ends, a UTF-8 byte-order mark, tabs, exponent notation, values outside 0..1. Anything else that
-is wrong raises :class:`~lutgen.errors.CubeFormatError` naming the file and the line.
+Tolerated: ``TITLE`` with or without quotes (in any encoding), ``#`` comment lines and blank lines
+anywhere, CRLF or CR line ends, a UTF-8 byte-order mark, tabs, exponent notation, values outside 0..1.
+Numbers are ASCII (``[+-]digits[.digits][e[+-]digits]``) separated by ASCII spaces or tabs. Anything
+else that is wrong raises :class:`~lutgen.errors.CubeFormatError` naming the file and the line.
 
-Reading parses the numbers with vectorised numpy (exactly, to the same float64 as ``float()``) and
-falls back to a line-by-line pass for unusual files and to find the line of an error.
+Limits, so that any file is read in bounded memory and time: only regular files are opened (never a
+FIFO or a device); a line holds at most :data:`MAX_LINE_BYTES`; a file holds at most
+:data:`MAX_COMMENT_LINES` comment lines; and a file may be at most :data:`SLACK_BYTES` plus
+:data:`ROW_BYTES` per data row its sizes call for. The file is read in chunks of :data:`CHUNK_BYTES`
+into one preallocated float64 array, so reading takes the table plus a few tens of MB.
+
+Each chunk is parsed with vectorised numpy (exactly, to the same float64 as ``float()``, in
+:mod:`lutgen.formats.cube_numbers`); a chunk that is not plainly valid goes through a line-by-line
+pass that finds the error and its line.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
-import warnings
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lutgen.errors import CubeFormatError, LutgenError
-from lutgen.fileio import atomic_path
-from lutgen.lut import LUT, MAX_1D_SIZE, MAX_3D_SIZE, MIN_1D_SIZE, MIN_3D_SIZE, UNIT_DOMAIN, Shaper
+from lutgen.fileio import check_regular_file
+from lutgen.formats.cube_numbers import fast_rows
+from lutgen.formats.cube_write import MAX_DECIMALS, STYLES, format_rows, write_cube
+from lutgen.lut import (
+    LUT,
+    MAX_1D_SIZE,
+    MAX_3D_SIZE,
+    MIN_1D_SIZE,
+    MIN_3D_SIZE,
+    SMALLEST_SPAN,
+    UNIT_DOMAIN,
+    Shaper,
+)
 
-STYLES = ("auto", "adobe", "resolve")
-MAX_DECIMALS = 15
+__all__ = ["read_cube", "write_cube", "format_rows", "STYLES", "MAX_DECIMALS"]
+
+MAX_LINE_BYTES = 65536
+"""The longest line read (a data row takes ~30 bytes, a long TITLE or comment a few hundred)."""
+MAX_COMMENT_LINES = 10_000
+"""The most ``#`` comment lines a file may hold (they are kept in ``LUT.comments``)."""
+ROW_BYTES = 256
+"""Room per data row when judging a file's size: three 17-digit numbers with exponents need ~75."""
+SLACK_BYTES = 16 * 2**20
+"""Room beyond the data rows, for the header, comments and blank lines."""
+CHUNK_BYTES = 2**20
+"""How much of the file is read and parsed at a time (about 40,000 rows of 6-decimal numbers)."""
 
 _BOM = b"\xef\xbb\xbf"
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
+_DIGITS = re.compile(r"[0-9]+")
+_SEPARATOR = re.compile(r"[ \t]+")
+_SEPARATOR_BYTES = b" \t"
+_NOT_BLANK = re.compile(rb"[^ \t\n]")
+_COMMENT_LINE = re.compile(rb"^[ \t]*#([^\n]*)", re.MULTILINE)
 _NON_FINITE_WORDS = ("nan", "inf", "infinity")
 _SIZE_KEYWORDS = {"LUT_1D_SIZE": (MIN_1D_SIZE, MAX_1D_SIZE), "LUT_3D_SIZE": (MIN_3D_SIZE, MAX_3D_SIZE)}
 _KEYWORDS = (
@@ -55,11 +92,12 @@ _KEYWORDS = (
     "LUT_3D_INPUT_RANGE",
 )
 _UNSUPPORTED_KEYWORDS = ("LUT_IN_VIDEO_RANGE", "LUT_OUT_VIDEO_RANGE")
+_CHANNELS = ("red", "green", "blue")
 
 
-# --------------------------------------------------------------------------------------------
-# Reading
-# --------------------------------------------------------------------------------------------
+def _most_bytes(rows: int) -> int:
+    """The largest file allowed for ``rows`` data rows."""
+    return SLACK_BYTES + ROW_BYTES * rows
 
 
 class _LineProblem(Exception):
@@ -83,55 +121,156 @@ def read_cube(path: str | Path) -> LUT:
     """Read a ``.cube`` file (either flavour) into a :class:`~lutgen.lut.LUT`.
 
     Raises:
-        LutgenError: the file is missing or cannot be read.
+        LutgenError: the file is missing, not a regular file, or cannot be read.
         CubeFormatError: the file is not a valid ``.cube`` file; the message names the line.
     """
     path = Path(path)
-    data = _normalise(path, _read_bytes(path))
-    header, data_start, data_line = _parse_header(path, data)
-    expected, needs = _expected_rows(path, header, data_line if data_start is not None else None)
-    block = data[data_start:] if data_start is not None else b""
-    if b"#" in block:
-        block = _blank_comment_lines(block, header.comments)
-    rows = _fast_rows(block, expected)
-    if rows is None:
-        last_line = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        rows = _careful_rows(path, block, data_line, expected, needs, last_line)
+    stream, size = _open(path)
+    with stream:
+        source = _Source(path, stream, _most_bytes(MAX_1D_SIZE + MAX_3D_SIZE**3))
+        if size > source.max_bytes:
+            raise CubeFormatError(
+                path, f"the file has {_megabytes(size)}, more than any .cube file can need "
+                f"({_megabytes(source.max_bytes)})"
+            )
+        blocks = source.blocks()
+        header, data = _parse_header(path, blocks)
+        expected, needs = _expected_rows(path, header, data[0] if data else None)
+        _check_file_size(path, header, size, expected, needs)
+        source.max_bytes = _most_bytes(expected)
+        parts = [] if data is None else _chain(data, blocks)
+        rows = _read_rows(path, parts, expected, needs, header.comments)
+        if len(rows) < expected:
+            message = f"{needs} {expected} data rows but the file ends after {len(rows)}"
+            raise CubeFormatError(path, message, source.line_count())
     return _build_lut(path, header, rows)
 
 
-def _read_bytes(path: Path) -> bytes:
+def _open(path: Path):
+    """The file opened for reading, unbuffered, and its size; only a regular file is opened."""
+    check_regular_file(path, ".cube file")
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise LutgenError(f"cannot read {path}: no such file") from None
-    except IsADirectoryError:
-        raise LutgenError(f"cannot read {path}: it is a folder, not a .cube file") from None
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a swapped-in FIFO never blocks
     except OSError as error:
         raise LutgenError(f"cannot read {path}: {error.strerror or error}") from None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(descriptor)
+        raise LutgenError(f"cannot read {path}: it is not a regular .cube file")
+    return os.fdopen(descriptor, "rb", buffering=0), info.st_size
 
 
-def _normalise(path: Path, data: bytes) -> bytes:
-    """Drop a byte-order mark, turn CRLF and CR into LF, and refuse empty and binary files."""
-    if data.startswith(_BOM):
-        data = data[len(_BOM) :]
-    if not data or data.isspace():
-        raise CubeFormatError(path, "the file is empty")
-    if b"\r" in data:
-        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        raise CubeFormatError(path, "the file holds binary data (NUL bytes), so it is not a .cube file", line)
-    return data
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB"
+
+
+def _check_file_size(path: Path, header: _Header, size: int, expected: int, needs: str) -> None:
+    """Refuse a file far larger than its sizes can need, before its data is read."""
+    most = _most_bytes(expected)
+    if size > most:
+        line = max(header.lines[k] for k in _SIZE_KEYWORDS if k in header.lines)
+        message = (
+            f"the file has {_megabytes(size)} but {needs} {expected} data rows, which fit in "
+            f"{_megabytes(most)}; a file this large is not a .cube file of that size"
+        )
+        raise CubeFormatError(path, message, line)
+
+
+# --- lines ----------------------------------------------------------------------------------
+
+
+class _Source:
+    """The bytes of an open file as blocks of whole lines with LF ends, each with its first line number.
+
+    Drops a UTF-8 byte-order mark, turns CRLF and CR into LF, and refuses UTF-16 text, NUL bytes,
+    lines longer than :data:`MAX_LINE_BYTES` and more than ``max_bytes`` in all. Holds at most one
+    chunk and one line at a time.
+    """
+
+    def __init__(self, path: Path, stream, max_bytes: int, chunk_bytes: int | None = None):
+        self.path, self.stream, self.max_bytes = path, stream, max_bytes
+        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self.next_line, self.read_bytes, self.ends_with_newline = 1, 0, True
+
+    def line_count(self) -> int:
+        """The number of lines in the file, once every block has been read."""
+        return self.next_line - 1 if self.ends_with_newline else self.next_line
+
+    def blocks(self) -> Iterator[tuple[int, bytes]]:
+        carry, first = b"", True
+        while True:
+            chunk = self.stream.read(self.chunk_bytes)
+            self.read_bytes += len(chunk)
+            if self.read_bytes > self.max_bytes:
+                raise CubeFormatError(self.path, f"the file grew beyond {_megabytes(self.max_bytes)} while being read")
+            if first:
+                chunk, first = self._start(chunk), False
+            data, at_end = carry + chunk, not chunk
+            carry = b""
+            if data.endswith(b"\r") and not at_end:
+                data, carry = data[:-1], b"\r"  # it may be the first half of a CRLF
+            if b"\r" in data:
+                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            cut = len(data) if at_end else data.rfind(b"\n") + 1
+            block, carry = data[:cut], data[cut:] + carry
+            self._check(block, len(carry))
+            if block:
+                yield self.next_line, block
+                self.next_line += block.count(b"\n")
+                self.ends_with_newline = block.endswith(b"\n")
+            if at_end:
+                return
+
+    def _start(self, chunk: bytes) -> bytes:
+        if chunk.startswith(_UTF16_BOMS):
+            raise CubeFormatError(
+                self.path, "the file is UTF-16 text (it starts with a UTF-16 byte-order mark); "
+                "save it as UTF-8 or ASCII text"
+            )
+        return chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
+
+    def _check(self, block: bytes, unfinished: int) -> None:
+        """Refuse NUL bytes and overlong lines, in ``block`` or in the ``unfinished`` line after it."""
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            line = self.next_line + block.count(b"\n", 0, nul)
+            raise CubeFormatError(self.path, "the file holds binary data (NUL bytes), so it is not a .cube file", line)
+        if unfinished > MAX_LINE_BYTES:
+            self._too_long(self.next_line + block.count(b"\n"))
+        if len(block) > MAX_LINE_BYTES:
+            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            lengths = np.diff(ends, prepend=-1) - 1
+            long = np.flatnonzero(lengths > MAX_LINE_BYTES)
+            if long.size:
+                self._too_long(self.next_line + int(long[0]))
+            if len(block) - 1 - (ends[-1] if ends.size else -1) > MAX_LINE_BYTES:
+                self._too_long(self.next_line + ends.size)
+
+    def _too_long(self, line: int) -> None:
+        raise CubeFormatError(
+            self.path, f"the line is longer than {MAX_LINE_BYTES} bytes, which no .cube line needs", line
+        )
+
+
+def _chain(first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    yield first
+    yield from rest
 
 
 def _decode(line: bytes, lenient: bool = False) -> str:
+    """``line`` as UTF-8 text; ``lenient`` (titles, comments) reads other bytes as Latin-1."""
     try:
-        return line.decode("utf-8", errors="replace" if lenient else "strict")
+        return line.decode("utf-8")
     except UnicodeDecodeError as error:
+        if lenient:
+            return line.decode("latin-1")
         bad = line[error.start]
         raise _LineProblem(f"byte 0x{bad:02x} is not UTF-8 text, so this is not a .cube file") from None
+
+
+def _split(text: str) -> list[str]:
+    """The tokens of a stripped line: only ASCII spaces and tabs separate them."""
+    return _SEPARATOR.split(text) if text else []
 
 
 def _is_keyword(token: str) -> bool:
@@ -139,35 +278,51 @@ def _is_keyword(token: str) -> bool:
     return (token[0].isalpha() or token[0] == "_") and token.lower() not in _NON_FINITE_WORDS
 
 
-def _parse_header(path: Path, data: bytes) -> tuple[_Header, int | None, int]:
+def _add_comment(path: Path, comments: list[str], text: bytes, line: int) -> None:
+    if len(comments) >= MAX_COMMENT_LINES:
+        raise CubeFormatError(
+            path, f"the file has more than {MAX_COMMENT_LINES} comment lines, more than lutgen reads", line
+        )
+    comments.append(_decode(text, lenient=True).strip())
+
+
+# --- the header -----------------------------------------------------------------------------
+
+
+def _parse_header(path: Path, blocks: Iterator[tuple[int, bytes]]) -> tuple[_Header, tuple[int, bytes] | None]:
     """Read keyword, comment and blank lines up to the first data row.
 
-    Returns the header, the byte offset of the first data row (``None`` when there is none) and
-    its line number (or the number of lines when there is none).
+    Returns the header and the first data row's line number with the rest of its block (from that
+    row on), or ``None`` when the file has no data row.
     """
-    header = _Header()
-    position, line_number = 0, 0
-    while position < len(data):
-        end = data.find(b"\n", position)
-        end = len(data) if end < 0 else end
-        line_number += 1
-        raw = data[position:end].strip()
-        try:
-            if raw.startswith(b"#"):
-                header.comments.append(_decode(raw[1:], lenient=True).strip())
-            elif raw:
-                if raw.startswith(b"TITLE"):
-                    text = _decode(raw, lenient=True)
+    header, seen = _Header(), False
+    for first_line, block in blocks:
+        position, line_number = 0, first_line
+        while True:
+            found = _NOT_BLANK.search(block, position)
+            if found is None:
+                break
+            line_number += block.count(b"\n", position, found.start())
+            start = block.rfind(b"\n", 0, found.start()) + 1
+            end = block.find(b"\n", found.start())
+            end = len(block) if end < 0 else end
+            raw = block[found.start() : end].rstrip(_SEPARATOR_BYTES)
+            seen = True
+            try:
+                if raw.startswith(b"#"):
+                    _add_comment(path, header.comments, raw[1:], line_number)
                 else:
-                    text = _decode(raw)
-                keyword = text.split(None, 1)[0]
-                if not _is_keyword(keyword):
-                    return header, position, line_number
-                _parse_keyword(header, text, keyword, line_number)
-        except _LineProblem as problem:
-            raise CubeFormatError(path, str(problem), line_number) from None
-        position = end + 1
-    return header, None, line_number
+                    text = _decode(raw, lenient=raw.startswith(b"TITLE"))
+                    keyword = _SEPARATOR.split(text, 1)[0]
+                    if not _is_keyword(keyword):
+                        return header, (line_number, block[start:])
+                    _parse_keyword(header, text, keyword, line_number)
+            except _LineProblem as problem:
+                raise CubeFormatError(path, str(problem), line_number) from None
+            position = end
+    if not seen:
+        raise CubeFormatError(path, "the file is empty")
+    return header, None
 
 
 def _parse_keyword(header: _Header, text: str, keyword: str, line_number: int) -> None:
@@ -177,39 +332,51 @@ def _parse_keyword(header: _Header, text: str, keyword: str, line_number: int) -
             "export the LUT from Resolve with full-range input and output"
         )
     if keyword not in _KEYWORDS:
-        raise _LineProblem(
-            f"unknown keyword '{_shorten(keyword)}'; a .cube file knows {', '.join(_KEYWORDS)}"
-        )
+        raise _LineProblem(f"unknown keyword '{_show(keyword)}'; a .cube file knows {', '.join(_KEYWORDS)}")
     if keyword in header.lines:
         raise _LineProblem(f"{keyword} appears twice (first on line {header.lines[keyword]})")
     header.lines[keyword] = line_number
-    arguments = text[len(keyword) :].strip()
+    arguments = text[len(keyword) :].strip(" \t")
     if keyword == "TITLE":
         if arguments.startswith('"'):
             arguments = arguments[1:-1] if arguments.endswith('"') and len(arguments) > 1 else arguments[1:]
         header.title = arguments
     elif keyword in _SIZE_KEYWORDS:
-        header.values[keyword] = _parse_size(keyword, arguments.split())
+        header.values[keyword] = _parse_size(keyword, _split(arguments))
     elif keyword in ("DOMAIN_MIN", "DOMAIN_MAX"):
-        header.values[keyword] = np.array(
-            _parse_numbers(keyword, arguments.split(), 3, "three numbers (r g b)")
-        )
+        header.values[keyword] = np.array(_parse_numbers(keyword, _split(arguments), 3, "three numbers (r g b)"))
     else:
-        low, high = _parse_numbers(keyword, arguments.split(), 2, "two numbers (min max)")
-        if not high > low:
-            raise _LineProblem(f"{keyword} needs its maximum above its minimum, got {low:g} {high:g}")
-        header.values[keyword] = np.array([[low] * 3, [high] * 3])
+        header.values[keyword] = _parse_range(keyword, _split(arguments))
 
 
 def _parse_size(keyword: str, tokens: list[str]) -> int:
+    """A size: ASCII digits only, within the keyword's limits (checked before any conversion)."""
     low, high = _SIZE_KEYWORDS[keyword]
-    if len(tokens) != 1 or not tokens[0].isdigit():
+    if len(tokens) != 1 or not _DIGITS.fullmatch(tokens[0]):
         shown = " ".join(tokens) or "nothing"
-        raise _LineProblem(f"{keyword} needs one whole number, got '{_shorten(shown)}'")
-    size = int(tokens[0])
-    if not low <= size <= high:
-        raise _LineProblem(f"{keyword} {size} is outside the allowed {low}..{high}")
-    return size
+        raise _LineProblem(f"{keyword} needs one whole number written in ASCII digits, got '{_show(shown)}'")
+    digits = tokens[0].lstrip("0") or "0"
+    if len(digits) > len(str(high)) or not low <= int(digits) <= high:
+        raise _LineProblem(f"{keyword} {_show(tokens[0])} is outside the allowed {low}..{high}")
+    return int(digits)
+
+
+def _parse_range(keyword: str, tokens: list[str]) -> np.ndarray:
+    """``LUT_1D_INPUT_RANGE``/``LUT_3D_INPUT_RANGE``: min and max, as a ``(2, 3)`` domain."""
+    low, high = _parse_numbers(keyword, tokens, 2, "two numbers (min max)")
+    if not high > low:
+        raise _LineProblem(f"{keyword} needs its maximum above its minimum, got {low:g} {high:g}")
+    span = high - low
+    if not (math.isfinite(span) and span >= SMALLEST_SPAN):
+        raise _LineProblem(f"{keyword} {low:g} {high:g} {_span_problem(span)}")
+    return np.array([[low] * 3, [high] * 3])
+
+
+def _span_problem(span: float) -> str:
+    """The end of a sentence saying why a domain's span (max - min) cannot be graded with."""
+    if not math.isfinite(span):
+        return "spans more than the largest float64, too wide to grade with"
+    return f"spans only {span:.3g}, too narrow to grade with (the least is {SMALLEST_SPAN:.1e})"
 
 
 def _parse_numbers(what: str, tokens: list[str], count: int, description: str) -> list[float]:
@@ -223,20 +390,28 @@ def _parse_number(token: str) -> float:
     if _NUMBER.fullmatch(token):
         value = float(token)
         if not math.isfinite(value):
-            raise _LineProblem(f"'{_shorten(token)}' is too large to be a finite number")
+            raise _LineProblem(f"'{_show(token)}' is too large to be a finite number")
         return value
     if token.lower().lstrip("+-") in _NON_FINITE_WORDS:
         raise _LineProblem(f"'{token}' is not a finite number; a .cube file holds finite numbers only")
     if "," in token:
         if _DECIMAL_COMMA.fullmatch(token) or all(_NUMBER.fullmatch(part) for part in token.split(",")):
             raise _LineProblem(
-                f"'{_shorten(token)}' uses a comma; write numbers with a decimal point, separated by spaces"
+                f"'{_show(token)}' uses a comma; write numbers with a decimal point, separated by spaces"
             )
-    raise _LineProblem(f"'{_shorten(token)}' is not a number")
+    if not token.isascii() or not token.isprintable():
+        raise _LineProblem(
+            f"'{_show(token)}' is not a number; write numbers in ASCII digits, separated by spaces or tabs"
+        )
+    raise _LineProblem(f"'{_show(token)}' is not a number")
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _show(text: str, limit: int = 40) -> str:
+    """``text`` shortened to ``limit`` characters, with invisible and odd spaces escaped (``\\xa0``)."""
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return "".join(
+        c if c.isprintable() and (c == " " or not c.isspace()) else ascii(c)[1:-1] for c in text
+    )
 
 
 def _expected_rows(path: Path, header: _Header, data_line: int | None) -> tuple[int, str]:
@@ -253,50 +428,95 @@ def _expected_rows(path: Path, header: _Header, data_line: int | None) -> tuple[
     return size_1d, f"LUT_1D_SIZE {size_1d} needs"
 
 
-def _blank_comment_lines(block: bytes, comments: list[str]) -> bytes:
-    """Collect the comment lines of the data part and replace them with empty lines."""
-    lines = block.split(b"\n")
-    for index, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith(b"#"):
-            comments.append(_decode(stripped[1:], lenient=True).strip())
-            lines[index] = b""
-    return b"\n".join(lines)
+# --- the data rows --------------------------------------------------------------------------
 
 
-def _careful_rows(
-    path: Path, block: bytes, first_line: int, expected: int, needs: str, last_line: int
+def _read_rows(
+    path: Path, parts: Iterator[tuple[int, bytes]], expected: int, needs: str, comments: list[str]
 ) -> np.ndarray:
-    """Parse the data rows one line at a time, raising the exact error with its line number."""
-    rows: list[list[float]] = []
-    found, first_extra = 0, None
+    """The data rows of every block into one ``(expected, 3)`` array, or fewer rows when the file ends early.
+
+    Each block goes through the vectorised parser; one that is not plainly valid, or that holds
+    the first row beyond ``expected``, goes through the line-by-line parser for the exact error.
+    """
+    rows = np.empty((expected, 3), dtype=np.float64)
+    found = 0
+    for first_line, block in parts:
+        if b"#" in block:
+            block = _blank_comment_lines(path, block, first_line, comments)
+        values = fast_rows(block)
+        if values is not None and found + len(values) <= expected:
+            rows[found : found + len(values)] = values
+            found += len(values)
+            continue
+        before, found = found, _careful_rows(path, block, first_line, rows, found)
+        if found > expected:
+            first_extra = _line_of_row(block, first_line, expected - before)
+            found += _count_rows(path, parts)
+            message = f"{needs} {expected} data rows but the file has {found}; this is the first extra row"
+            raise CubeFormatError(path, message, first_extra)
+    return rows[:found]
+
+
+def _count_rows(path: Path, parts: Iterator[tuple[int, bytes]]) -> int:
+    """The number of rows in the remaining blocks, each checked like the others."""
+    count, nowhere = 0, np.empty((0, 3))
+    for first_line, block in parts:
+        if b"#" in block:
+            block = _blank_comment_lines(path, block, first_line, [])
+        values = fast_rows(block)
+        count += len(values) if values is not None else _careful_rows(path, block, first_line, nowhere, 0)
+    return count
+
+
+def _line_of_row(block: bytes, first_line: int, index: int) -> int:
+    """The line number of row ``index`` (0-based) of ``block``, whose rows are all valid."""
     for offset, raw in enumerate(block.split(b"\n")):
-        line_number = first_line + offset
+        if raw.strip(_SEPARATOR_BYTES):
+            if index == 0:
+                return first_line + offset
+            index -= 1
+    raise AssertionError("the block has fewer rows than counted")
+
+
+def _blank_comment_lines(path: Path, block: bytes, first_line: int, comments: list[str]) -> bytes:
+    """Collect the comment lines of a data block and replace them with empty lines."""
+
+    def collect(match: re.Match) -> bytes:
+        line = first_line + block.count(b"\n", 0, match.start())
+        _add_comment(path, comments, match.group(1).rstrip(_SEPARATOR_BYTES), line)
+        return b""
+
+    return _COMMENT_LINE.sub(collect, block)
+
+
+def _careful_rows(path: Path, block: bytes, first_line: int, rows: np.ndarray, found: int) -> int:
+    """Parse the rows of ``block`` one line at a time into ``rows[found:]``, raising the exact error.
+
+    Rows beyond ``len(rows)`` are checked and counted but not kept. Returns the new count.
+    """
+    for offset, raw in enumerate(block.split(b"\n")):
+        stripped = raw.strip(_SEPARATOR_BYTES)
+        if not stripped:
+            continue
         try:
-            text = _decode(raw).strip()
-            if not text:
-                continue
-            tokens = text.split()
-            if _is_keyword(tokens[0]):
-                _reject_late_keyword(tokens[0])
-            if len(tokens) != 3 or any("," in token for token in tokens):
-                values = [_parse_number(token) for token in tokens]
-                raise _LineProblem(f"a data row needs three numbers (r g b), found {len(values)}")
-            row = [_parse_number(token) for token in tokens]
+            row = _parse_row(_decode(stripped))
         except _LineProblem as problem:
-            raise CubeFormatError(path, str(problem), line_number) from None
+            raise CubeFormatError(path, str(problem), first_line + offset) from None
+        if found < len(rows):
+            rows[found] = row
         found += 1
-        if found <= expected:
-            rows.append(row)
-        elif first_extra is None:
-            first_extra = line_number
-    if found > expected:
-        message = f"{needs} {expected} data rows but the file has {found}; this is the first extra row"
-        raise CubeFormatError(path, message, first_extra)
-    if found < expected:
-        message = f"{needs} {expected} data rows but the file ends after {found}"
-        raise CubeFormatError(path, message, last_line)
-    return np.array(rows, dtype=np.float64).reshape(expected, 3)
+    return found
+
+
+def _parse_row(text: str) -> list[float]:
+    tokens = _split(text)
+    if _is_keyword(tokens[0]):
+        _reject_late_keyword(tokens[0])
+    if len(tokens) != 3 or any("," in token for token in tokens):
+        values = [_parse_number(token) for token in tokens]
+        raise _LineProblem(f"a data row needs three numbers (r g b), found {len(values)}")
+    return [_parse_number(token) for token in tokens]
 
 
 def _reject_late_keyword(token: str) -> None:
@@ -307,7 +527,10 @@ def _reject_late_keyword(token: str) -> None:
         )
     if token in _KEYWORDS:
         raise _LineProblem(f"keyword {token} comes after the data rows; keywords must come first")
-    raise _LineProblem(f"'{_shorten(token)}' is neither a number nor a keyword")
+    raise _LineProblem(f"'{_show(token)}' is neither a number nor a keyword")
+
+
+# --- the LUT --------------------------------------------------------------------------------
 
 
 def _build_lut(path: Path, header: _Header, rows: np.ndarray) -> LUT:
@@ -351,291 +574,12 @@ def _domain(path: Path, header: _Header, range_keyword: str) -> np.ndarray:
             f"DOMAIN_MIN ({' '.join(f'{v:g}' for v in low)}) in every channel"
         )
         raise CubeFormatError(path, message, max(domain_lines))
+    for channel, (a, b) in enumerate(zip(low.tolist(), high.tolist(), strict=True)):
+        span = b - a
+        if not (math.isfinite(span) and span >= SMALLEST_SPAN):
+            message = (
+                f"the domain from DOMAIN_MIN {a:g} to DOMAIN_MAX {b:g} in the {_CHANNELS[channel]} "
+                f"channel {_span_problem(span)}"
+            )
+            raise CubeFormatError(path, message, max(domain_lines))
     return np.stack([low, high])
-
-
-# --- the fast path ---------------------------------------------------------------------------
-
-_ALLOWED_BYTES = np.zeros(256, dtype=bool)
-_ALLOWED_BYTES[list(b"0123456789.+-eE \t\n")] = True
-_MANY_SPECIAL = 4096  # more tokens than this with an exponent or 16+ digits: numpy's text parser
-_MAX_EXACT_DIGITS = 15  # an integer of 15 digits is below 2**53, so it and its quotient by 10**k are exact
-_DIGIT, _DOT, _PLUS, _MINUS, _LOWER_E, _UPPER_E, _NEWLINE = 48, 46, 43, 45, 101, 69, 10
-
-
-def _fast_rows(block: bytes, expected: int) -> np.ndarray | None:
-    """Parse ``expected`` rows of three numbers with vectorised numpy, or return ``None``.
-
-    ``None`` means the block is not plainly valid (a stray character, a line without exactly three
-    numbers, a wrong row count, a malformed or non-finite number); the careful pass then finds the
-    error. Numbers of up to 15 digits without an exponent are assembled as integers and divided by
-    a power of ten, which is exact (the same float64 as ``float()``); the others go through ``float()``
-    one by one, or through numpy's text parser (also exact) when there are many of them.
-    """
-    codes = np.frombuffer(block, dtype=np.uint8)
-    if codes.size == 0:
-        return None
-    counts = np.bincount(codes, minlength=256)
-    if counts[~_ALLOWED_BYTES].any():
-        return None
-    solid = np.zeros(codes.size + 2, dtype=np.int8)
-    solid[1:-1] = codes > 32  # only tab, newline and space lie at or below 32 here
-    edges = solid[1:] - solid[:-1]
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    if starts.size != 3 * expected:
-        return None
-    line_ends = np.append(np.flatnonzero(codes == _NEWLINE), codes.size)
-    per_line = np.diff(np.searchsorted(starts, line_ends), prepend=0)
-    if not np.all((per_line == 0) | (per_line == 3)):
-        return None
-    tokens = _TokenLayout.of(codes, counts, starts, ends)
-    if tokens is None:
-        return None
-    special = np.flatnonzero(tokens.special)
-    if special.size > _MANY_SPECIAL:
-        values = _numpy_text_parse(block, starts.size)
-        if values is None:
-            return None
-    else:
-        values = np.empty(starts.size, dtype=np.float64)
-        plain = ~tokens.special
-        values[plain] = _assemble(codes, tokens.dot[plain], tokens.n_int[plain], tokens.n_frac[plain])
-        np.negative(values, out=values, where=tokens.negative & plain)
-        for index in special:
-            try:
-                values[index] = float(block[starts[index] : ends[index]])
-            except ValueError:
-                return None
-    if not np.all(np.isfinite(values)):
-        return None
-    return values.reshape(expected, 3)
-
-
-def _numpy_text_parse(block: bytes, count: int) -> np.ndarray | None:
-    """All numbers of ``block`` by numpy's text parser (the same values as ``float()``), or ``None``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy warns, or raises, when a token is not a number
-        try:
-            values = np.fromstring(block, dtype=np.float64, sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None
-    return values if values.size == count else None
-
-
-@dataclass
-class _TokenLayout:
-    """Where the sign, dot and digits of every token lie; ``special`` tokens go through ``float()``."""
-
-    dot: np.ndarray  # position of the dot, or of the token's end when it has none
-    n_int: np.ndarray  # digits before the dot
-    n_frac: np.ndarray  # digits after the dot
-    negative: np.ndarray
-    special: np.ndarray  # exponent or too many digits
-
-    @classmethod
-    def of(cls, codes, counts, starts, ends) -> _TokenLayout | None:
-        count = starts.size
-        special = np.zeros(count, dtype=bool)
-        if counts[_LOWER_E] or counts[_UPPER_E]:
-            exponent_at = np.flatnonzero((codes == _LOWER_E) | (codes == _UPPER_E))
-            special[np.searchsorted(starts, exponent_at, "right") - 1] = True
-
-        dot_at = np.flatnonzero(codes == _DOT)
-        if dot_at.size == count and np.all((starts <= dot_at) & (dot_at < ends)):
-            has_dot, dot = np.ones(count, dtype=bool), dot_at  # the usual case: one dot in every token
-        else:
-            dot_token = np.searchsorted(starts, dot_at, "right") - 1
-            repeated = dot_token[1:][np.diff(dot_token) == 0]
-            if not np.all(special[repeated]):
-                return None  # "1.2.3"
-            has_dot = np.zeros(count, dtype=bool)
-            has_dot[dot_token] = True
-            dot = ends.copy()
-            dot[dot_token] = dot_at
-
-        first = codes[starts]
-        negative = first == _MINUS
-        has_sign = negative | (first == _PLUS)
-        if counts[_PLUS] + counts[_MINUS] != np.count_nonzero(has_sign):
-            # Some sign is not a token's first character: only right after an exponent's e may it be.
-            sign_at = np.flatnonzero((codes == _PLUS) | (codes == _MINUS))
-            inner = sign_at[(sign_at > 0) & (codes[sign_at - 1] > 32)]
-            if inner.size and not np.all((codes[inner - 1] == _LOWER_E) | (codes[inner - 1] == _UPPER_E)):
-                return None  # "1-2", "--1"
-
-        n_int = dot - starts - has_sign
-        n_frac = ends - dot - has_dot
-        if np.any((n_int + n_frac < 1) & ~special):
-            return None  # "-", ".", "-."
-        special |= n_int + n_frac > _MAX_EXACT_DIGITS
-        widest_frac = n_frac[~special].max(initial=0)
-        special |= n_int + widest_frac > _MAX_EXACT_DIGITS
-        return cls(dot, n_int, n_frac, negative, special)
-
-
-def _assemble(codes: np.ndarray, dot: np.ndarray, n_int: np.ndarray, n_frac: np.ndarray) -> np.ndarray:
-    """The unsigned values of plain tokens: all digits as one integer over 10**(widest fraction).
-
-    Every digit is gathered by its offset from the token's dot, so each offset has a fixed power of
-    ten. The integers stay below 2**53, so the conversion to float64 and the division are exact.
-    """
-    if dot.size == 0:
-        return np.empty(0)
-    int_width, frac_width = int(n_int.max()), int(n_frac.max())
-    pad_left, pad_right = np.full(int_width, _DIGIT, np.uint8), np.full(frac_width + 1, _DIGIT, np.uint8)
-    padded = np.concatenate([pad_left, codes, pad_right])
-    mantissa = np.zeros(dot.size, dtype=np.int64)
-    offsets = [*range(-int_width, 0), *range(1, frac_width + 1)]
-    for offset in offsets:
-        digit = np.take(padded[int_width + offset :], dot)
-        # Offsets beyond a shorter token reach its neighbours' characters: read them as 0.
-        if offset < 0 and -offset > n_int.min():
-            digit = np.where(n_int >= -offset, digit, np.uint8(_DIGIT))
-        elif offset > 0 and offset > n_frac.min():
-            digit = np.where(n_frac >= offset, digit, np.uint8(_DIGIT))
-        mantissa *= 10
-        mantissa += digit
-    mantissa -= _DIGIT * int("1" * len(offsets))
-    return mantissa.astype(np.float64) / 10.0**frac_width
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-
-
-def write_cube(lut: LUT, path: str | Path, *, style: str = "auto", decimals: int = 6) -> None:
-    """Write ``lut`` as a ``.cube`` file, atomically.
-
-    Args:
-        lut: the LUT; its values must be finite.
-        path: the output file; written through a temporary file beside it.
-        style: ``"adobe"``: optional ``TITLE`` and ``#`` comments, ``LUT_3D_SIZE`` (or
-            ``LUT_1D_SIZE`` for a 1D-only LUT), ``DOMAIN_MIN``/``DOMAIN_MAX`` only when the domain is
-            not 0..1, a blank line, the rows. It cannot hold a shaper and a table together.
-            ``"resolve"``: no ``TITLE`` and no comments (OpenColorIO's Resolve reader rejects them),
-            ``LUT_1D_SIZE``/``LUT_1D_INPUT_RANGE`` and/or ``LUT_3D_SIZE``/``LUT_3D_INPUT_RANGE``,
-            then the shaper rows and the table rows. Its ranges are one pair for all channels.
-            ``"auto"``: resolve when the LUT has both a shaper and a table, else adobe.
-        decimals: digits after the point (1..15); with 6, every value reads back within 5e-7.
-
-    Raises:
-        LutgenError: the style cannot hold this LUT, a value is not finite, or the file cannot be written.
-    """
-    path = Path(path)
-    if style not in STYLES:
-        raise LutgenError(f"unknown .cube style '{style}'; use one of {', '.join(STYLES)}")
-    if not isinstance(decimals, int) or not 1 <= decimals <= MAX_DECIMALS:
-        raise LutgenError(f"decimals must be a whole number from 1 to {MAX_DECIMALS}, not {decimals!r}")
-    if style == "auto":
-        style = "resolve" if lut.shaper is not None and lut.table is not None else "adobe"
-    header = _resolve_header(lut, path) if style == "resolve" else _adobe_header(lut, path)
-    parts = [] if lut.shaper is None else [lut.shaper.table]
-    if lut.table is not None:
-        parts.append(lut.table.reshape(-1, 3))
-    rows = np.concatenate(parts)
-    if not np.all(np.isfinite(rows)):
-        raise LutgenError(f"cannot write {path}: the LUT holds values that are not finite numbers")
-    content = ("\n".join(header) + "\n").encode("utf-8") + format_rows(rows, decimals)
-    try:
-        with atomic_path(path) as temporary:
-            temporary.write_bytes(content)
-    except OSError as error:
-        raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
-
-
-def _adobe_header(lut: LUT, path: Path) -> list[str]:
-    if lut.shaper is not None and lut.table is not None:
-        raise LutgenError(
-            f"cannot write {path} in the Adobe style: it has a 1D shaper and a 3D table, "
-            "which only the Resolve style holds; use style 'resolve'"
-        )
-    lines = []
-    title = _clean_title(lut.title)
-    if title:
-        lines.append(f'TITLE "{title}"')
-    for comment in lut.comments:
-        lines.extend(f"# {part}".rstrip() for part in str(comment).splitlines() or [""])
-    if lut.table is not None:
-        lines.append(f"LUT_3D_SIZE {lut.size}")
-        domain = lut.domain
-    else:
-        lines.append(f"LUT_1D_SIZE {lut.shaper.size}")
-        domain = lut.shaper.domain
-    if not np.array_equal(domain, UNIT_DOMAIN):
-        lines.append("DOMAIN_MIN " + " ".join(_short_number(v) for v in domain[0]))
-        lines.append("DOMAIN_MAX " + " ".join(_short_number(v) for v in domain[1]))
-    lines.append("")
-    return lines
-
-
-def _resolve_header(lut: LUT, path: Path) -> list[str]:
-    lines = []
-    if lut.shaper is not None:
-        lines.append(f"LUT_1D_SIZE {lut.shaper.size}")
-        lines.append("LUT_1D_INPUT_RANGE " + _one_range(lut.shaper.domain, path, "shaper"))
-    if lut.table is not None:
-        lines.append(f"LUT_3D_SIZE {lut.size}")
-        lines.append("LUT_3D_INPUT_RANGE " + _one_range(lut.domain, path, "3D table"))
-    return lines
-
-
-def _one_range(domain: np.ndarray, path: Path, what: str) -> str:
-    if not (np.all(domain[0] == domain[0, 0]) and np.all(domain[1] == domain[1, 0])):
-        raise LutgenError(
-            f"cannot write {path} in the Resolve style: the {what}'s domain differs between channels "
-            f"({domain.tolist()}), and a Resolve input range is one pair for all channels"
-        )
-    return f"{_short_number(domain[0, 0])} {_short_number(domain[1, 0])}"
-
-
-def _clean_title(title: str | None) -> str:
-    if not title:
-        return ""
-    return " ".join(str(title).replace('"', "'").split())
-
-
-def _short_number(value: float) -> str:
-    """The shortest decimal that reads back as ``value``, without exponent and never ``-0``."""
-    return np.format_float_positional(float(value) + 0.0, trim="-")
-
-
-def format_rows(rows: np.ndarray, decimals: int = 6) -> bytes:
-    """``rows`` of shape ``(R, 3)`` as ``.cube`` data lines: fixed-point, ``decimals`` digits, LF ends.
-
-    Built as bytes with numpy (sign, integer digits, point, fraction digits, separator per value;
-    unused positions are zero bytes, dropped at the end). Zero is never written as ``-0.000000``.
-    """
-    rows = np.asarray(rows, dtype=np.float64).reshape(-1, 3)
-    scale = 10**decimals
-    scaled = np.rint(rows * scale)
-    if scaled.size and np.abs(scaled).max() >= 2.0**53:
-        return _format_rows_slowly(rows, decimals)
-    units = scaled.astype(np.int64)
-    negative = units < 0
-    whole, fraction = np.divmod(np.abs(units), scale)
-    int_width = len(str(int(whole.max()))) if whole.size else 1
-    width = 1 + int_width + 1 + decimals + 1  # sign, integer digits, point, fraction digits, separator
-    text = np.zeros(rows.shape + (width,), dtype=np.uint8)
-    text[..., 0] = np.where(negative, ord("-"), 0)
-    int_powers = 10 ** np.arange(int_width - 1, -1, -1, dtype=np.int64)
-    int_digits = (whole[..., None] // int_powers % 10 + _DIGIT).astype(np.uint8)
-    int_digits[(whole[..., None] < int_powers) & (int_powers > 1)] = 0  # no leading zeros
-    text[..., 1 : 1 + int_width] = int_digits
-    text[..., 1 + int_width] = ord(".")
-    frac_powers = 10 ** np.arange(decimals - 1, -1, -1, dtype=np.int64)
-    text[..., 2 + int_width : -1] = fraction[..., None] // frac_powers % 10 + _DIGIT
-    text[..., -1] = ord(" ")
-    text[:, -1, -1] = ord("\n")
-    flat = text.reshape(-1)
-    return flat[flat != 0].tobytes()
-
-
-def _format_rows_slowly(rows: np.ndarray, decimals: int) -> bytes:
-    """The same text as :func:`format_rows`, one value at a time, for values too large for int64."""
-
-    def one(value: float) -> str:
-        text = f"{value:.{decimals}f}"
-        return text[1:] if text.startswith("-") and not text.strip("-0.") else text
-
-    return "".join(" ".join(one(v) for v in row) + "\n" for row in rows.tolist()).encode("ascii")
