@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -119,12 +120,143 @@ def test_cached_hub_weights_load_with_no_request(tiny_clip_model, tiny_clip_regi
 
 
 def test_damaged_weights_file_is_one_sentence(tmp_path, tiny_clip_registered):
+    """A file whose header looks right but whose tensors are missing fails when open_clip loads it."""
+    import json
+    import struct
+
     name, _ = tiny_clip_registered
     broken = tmp_path / "broken.safetensors"
-    broken.write_bytes(b"this is not a safetensors file")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [10], "data_offsets": [0, 40]}}).encode()
+    broken.write_bytes(struct.pack("<Q", len(header)) + header)  # the 40 bytes of data are missing
     with pytest.raises(LutgenError, match=r"could not load the CLIP weights .*broken\.safetensors") as caught:
         guidance.load_clip(name, str(broken), "cpu")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "fragment"),
+    [
+        ("garbage.safetensors", lambda p: p.write_bytes(b"this is not a safetensors file"),
+         "is not a safetensors file (its header is damaged)"),
+        ("huge_header.safetensors", lambda p: p.write_bytes(b"\xff" * 8 + b"{}"), "header is damaged"),
+        ("garbage.pt", lambda p: p.write_bytes(b"GIF89a not weights"), "neither a torch checkpoint nor a pickle"),
+        ("empty.bin", lambda p: p.write_bytes(b""), "is empty"),
+        ("folder.pt", lambda p: p.mkdir(), "it is a folder, not a weights file"),
+        ("fifo.safetensors", lambda p: os.mkfifo(p), "it is a FIFO (named pipe), not a regular weights file"),
+        ("loop.pt", lambda p: p.symlink_to(p), "symbolic link loop"),
+    ],
+)
+def test_unusable_weights_files_are_refused_before_loading(tmp_path, tiny_clip_registered, name, make, fragment):
+    arch, _ = tiny_clip_registered
+    path = tmp_path / name
+    make(path)
+    start = time.perf_counter()
+    with pytest.raises(OptionError) as caught:
+        guidance.resolve_weights(arch, str(path))
+    assert time.perf_counter() - start < 1.0  # a FIFO is not opened, a header is not trusted
+    assert fragment in str(caught.value) and name in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_tag_wins_over_a_folder_of_the_same_name(tmp_path, empty_hub, monkeypatch):
+    monkeypatch.setattr(empty_hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "openai").mkdir()  # not a weights file: the tag is meant
+    with pytest.raises(LutgenError, match="ViT-B-32 'openai' are not in the local cache"):
+        guidance.resolve_weights("ViT-B-32", "openai")
+
+
+def _config_folder(tmp_path: Path, tiny_clip_dir: Path, edit) -> Path:
+    """A ``local-dir:`` folder with the tiny model's weights and a configuration changed by ``edit``."""
+    import json
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").symlink_to(tiny_clip_dir / "open_clip_model.safetensors")
+    config = json.loads((tiny_clip_dir / "open_clip_config.json").read_text())
+    text = edit(config)
+    (folder / "open_clip_config.json").write_text(text if isinstance(text, str) else json.dumps(config))
+    return folder
+
+
+def _set(path: str, value):
+    def edit(config):
+        *parents, key = path.split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+
+    return edit
+
+
+def _drop(path: str):
+    def edit(config):
+        *parents, key = path.split(".")
+        target = config
+        for parent in parents:
+            target = target[parent]
+        del target[key]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_set("model_cfg.vision_cfg.image_size", 0), "vision_cfg.image_size must be between 16 and 1024 pixels, not 0"),
+        (_set("model_cfg.vision_cfg.image_size", -64), "between 16 and 1024 pixels, not -64"),
+        (_set("model_cfg.vision_cfg.image_size", 100000), "not 100000"),
+        (_set("model_cfg.vision_cfg.image_size", [0, 64]), "not [0, 64]"),
+        (_set("model_cfg.vision_cfg.image_size", [64, 64, 64]), "a whole number of pixels or a [height, width] pair"),
+        (_set("model_cfg.vision_cfg.image_size", "64"), "a whole number of pixels"),
+        (_set("model_cfg.vision_cfg.image_size", 64.5), "a whole number of pixels"),
+        (_set("model_cfg.vision_cfg.image_size", True), "a whole number of pixels"),
+        (_set("model_cfg.vision_cfg.image_size", None), "a whole number of pixels"),
+        (lambda c: json_text(c).replace("64,", "NaN,", 1), "a whole number of pixels"),
+        (_drop("model_cfg.vision_cfg"), "has no model_cfg.vision_cfg object"),
+        (_drop("model_cfg.text_cfg"), "has no model_cfg.text_cfg object"),
+        (_set("model_cfg.vision_cfg", [1, 2]), "has a malformed model_cfg.vision_cfg object"),
+        (_drop("model_cfg"), "has no model_cfg object"),
+        (_set("model_cfg.embed_dim", 0), "model_cfg.embed_dim must be a whole number of at least 1, not 0"),
+        (_set("preprocess_cfg.size", 0), "preprocess_cfg.size must be between 16 and 1024"),
+        (_set("preprocess_cfg.std", [0.2, 0.0, 0.2]), "preprocess_cfg.std must be 3 numbers greater than 0"),
+        (_set("preprocess_cfg.mean", [0.5, 0.5]), "preprocess_cfg.mean must be 3 finite numbers"),
+        (_set("preprocess_cfg", "bicubic"), "preprocess_cfg must be a JSON object"),
+        (lambda c: "{not json", "is not valid JSON (line 1: "),
+        (lambda c: "", "is not valid JSON"),
+        (lambda c: "[1, 2, 3]", "holds a JSON list, not an object with model_cfg"),
+        (lambda c: "[" * 100000 + "]" * 100000, "open_clip_config.json"),
+    ],
+)
+def test_bad_local_configs_are_one_sentence_naming_the_file(tmp_path, tiny_clip_dir, edit, fragment):
+    folder = _config_folder(tmp_path, tiny_clip_dir, edit)
+    with pytest.raises(OptionError) as caught:
+        guidance.resolve_weights(f"local-dir:{folder}", None)
+    message = str(caught.value)
+    assert fragment in message and str(folder / "open_clip_config.json") in message and "\n" not in message
+
+
+def json_text(config) -> str:
+    import json
+
+    return json.dumps(config)
+
+
+@pytest.mark.parametrize("make", [lambda p: p.mkdir(), lambda p: os.mkfifo(p), lambda p: p.symlink_to("/dev/zero")])
+def test_a_config_that_is_not_a_regular_file_is_refused_without_opening_it(tmp_path, tiny_clip_dir, make):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "open_clip_model.safetensors").symlink_to(tiny_clip_dir / "open_clip_model.safetensors")
+    make(folder / "open_clip_config.json")
+    with pytest.raises(OptionError, match=r"cannot read .*open_clip_config\.json: it is (a folder|a FIFO|a character)"):
+        guidance.resolve_weights(f"local-dir:{folder}", None)
+
+
+def test_image_size_pairs_are_accepted_and_the_longer_side_is_used(tmp_path, tiny_clip_dir):
+    folder = _config_folder(tmp_path, tiny_clip_dir, _set("model_cfg.vision_cfg.image_size", [48, 64]))
+    source = guidance.resolve_weights(f"local-dir:{folder}", None)
+    assert guidance.expected_image_size(source) == 64
+    assert guidance.expected_image_size(guidance.resolve_weights("ViT-B-32", None)) == 224
 
 
 # ----------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ it applies open_clip's own mean/std normalisation, so the whole path stays diffe
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -36,6 +35,7 @@ from torch import nn
 
 from lutgen.errors import LutgenError, OptionError
 from lutgen.guidance import check_clip_precision
+from lutgen.guidance.config import CONFIG_NAME, check_image_size, check_weights_file, read_local_config
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -162,8 +162,9 @@ def _resolve_local_dir(model_name: str) -> WeightsSource:
     folder = Path(model_name[len(LOCAL_DIR_PREFIX):]).expanduser()
     if not folder.is_dir():
         raise OptionError(f"--clip-model {model_name}: the folder {folder} does not exist")
-    if not (folder / "open_clip_config.json").is_file():
-        raise OptionError(f"--clip-model {model_name}: {folder} has no open_clip_config.json")
+    if not os.path.lexists(folder / CONFIG_NAME):
+        raise OptionError(f"--clip-model {model_name}: {folder} has no {CONFIG_NAME}")
+    read_local_config(folder)
     if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()):
         raise OptionError(f"--clip-model {model_name}: {folder} has no weights file (open_clip_model.safetensors)")
     name = f"{LOCAL_DIR_PREFIX}{folder}"
@@ -213,12 +214,13 @@ def resolve_weights(model_name: str, pretrained: str | None) -> WeightsSource:
         return WeightsSource(model_name, None, f"{model_name} (random weights)")
     pretrained = pretrained.strip()
     file = Path(pretrained).expanduser()
-    if file.is_file():
-        return WeightsSource(model_name, str(file), f"{model_name} from {file}")
     cfg = open_clip.get_pretrained_cfg(model_name, pretrained)
-    if not cfg:
-        if _looks_like_path(pretrained):
+    if file.is_file() or (not cfg and (os.path.lexists(file) or _looks_like_path(pretrained))):
+        if not os.path.lexists(file):
             raise OptionError(f"--clip-pretrained {pretrained}: no such weights file")
+        check_weights_file(file)
+        return WeightsSource(model_name, str(file), f"{model_name} from {file}")
+    if not cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
         raise OptionError(
             f"--clip-pretrained {pretrained!r} is neither a weights file nor a tag open_clip knows "
@@ -233,20 +235,35 @@ def resolve_weights(model_name: str, pretrained: str | None) -> WeightsSource:
 
 def expected_image_size(source: WeightsSource) -> int:
     """The longer side of the image tower's input for ``source``, read from its configuration without
-    loading the model; 224 when the configuration cannot be read (a hub repository not cached yet)."""
-    try:
-        if source.model_name.startswith(LOCAL_DIR_PREFIX):
-            config_file = Path(source.model_name[len(LOCAL_DIR_PREFIX):]) / "open_clip_config.json"
-            model_cfg = json.loads(config_file.read_text(encoding="utf-8"))["model_cfg"]
-        else:
-            import open_clip
+    loading the model; 224 when a hub configuration cannot be read (a repository not cached yet).
 
-            with hub_offline():  # an hf-hub: name reads a cached config, never the network
-                model_cfg = open_clip.get_model_config(source.model_name)
-        size = model_cfg["vision_cfg"]["image_size"]
-        return int(max(size)) if isinstance(size, (list, tuple)) else int(size)
-    except Exception:  # any unreadable configuration: fall back to the common size
-        return 224
+    Raises an :class:`OptionError` when a configuration asks for an unusable size (see
+    :func:`~lutgen.guidance.config.check_image_size`), naming the file for ``local-dir:`` models.
+    """
+    if source.model_name.startswith(LOCAL_DIR_PREFIX):
+        folder = Path(source.model_name[len(LOCAL_DIR_PREFIX):])
+        data = read_local_config(folder)  # checks both sizes, naming the file
+        size = data.get("preprocess_cfg", {}).get("size", data["model_cfg"]["vision_cfg"]["image_size"])
+        where = f"{folder / CONFIG_NAME}: the image size"
+    else:
+        model_cfg = _builtin_model_config(source.model_name)
+        if model_cfg is None:
+            return 224
+        size = model_cfg.get("vision_cfg", {}).get("image_size")
+        where = f"--clip-model {source.model_name}: vision_cfg.image_size"
+    return max(check_image_size(size, where))
+
+
+def _builtin_model_config(model_name: str) -> dict | None:
+    """open_clip's configuration of ``model_name`` (an ``hf-hub:`` one only from the cache), or None."""
+    import open_clip
+
+    try:
+        with hub_offline():  # an hf-hub: name reads a cached config, never the network
+            model_cfg = open_clip.get_model_config(model_name)
+    except Exception:  # an hf-hub: repository not cached, or a cached file open_clip cannot read
+        return None
+    return model_cfg if isinstance(model_cfg, dict) else None
 
 
 def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
@@ -426,6 +443,15 @@ class ClipGuide:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def text_limit(self, prompt: str) -> tuple[int, int] | None:
+        """``(tokens, context length)`` when ``prompt`` is longer than the text tower reads (its end is
+        cut off); ``None`` when it fits or the tokenizer cannot count (only open_clip's BPE tokenizer can)."""
+        encode, context = getattr(self.tokenizer, "encode", None), getattr(self.tokenizer, "context_length", None)
+        if encode is None or not context:
+            return None
+        count = len(encode(prompt)) + 2  # start and end of text
+        return (count, int(context)) if count > context else None
 
     @torch.no_grad()
     def embed_text(self, prompt: str) -> torch.Tensor:
