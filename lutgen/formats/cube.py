@@ -127,12 +127,7 @@ def read_cube(path: str | Path) -> LUT:
     path = Path(path)
     stream, size = _open(path)
     with stream:
-        source = _Source(path, stream, _most_bytes(MAX_1D_SIZE + MAX_3D_SIZE**3))
-        if size > source.max_bytes:
-            raise CubeFormatError(
-                path, f"the file has {_megabytes(size)}, more than any .cube file can need "
-                f"({_megabytes(source.max_bytes)})"
-            )
+        source = _Source(path, stream, _largest_file(path, size))
         blocks = source.blocks()
         header, data = _parse_header(path, blocks)
         expected, needs = _expected_rows(path, header, data[0] if data else None)
@@ -150,7 +145,8 @@ def _open(path: Path):
     """The file opened for reading, unbuffered, and its size; only a regular file is opened."""
     check_regular_file(path, ".cube file")
     try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a swapped-in FIFO never blocks
+        # O_NONBLOCK: a FIFO swapped in since the check cannot block the open.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         raise LutgenError(f"cannot read {path}: {error.strerror or error}") from None
     info = os.fstat(descriptor)
@@ -161,7 +157,18 @@ def _open(path: Path):
 
 
 def _megabytes(count: int) -> str:
-    return f"{count / 1e6:.1f} MB"
+    """A file size for a message: ``"17.3 MB"``, or ``"523 bytes"`` below a megabyte."""
+    return f"{count / 1e6:.1f} MB" if count >= 10**6 else f"{count} bytes"
+
+
+def _largest_file(path: Path, size: int) -> int:
+    """The most bytes any ``.cube`` file may take; a larger file is refused before it is read."""
+    most = _most_bytes(MAX_1D_SIZE + MAX_3D_SIZE**3)
+    if size > most:
+        largest = f"LUT_1D_SIZE {MAX_1D_SIZE} and LUT_3D_SIZE {MAX_3D_SIZE}"
+        message = f"the file has {_megabytes(size)}, more than the {_megabytes(most)} that the largest "
+        raise CubeFormatError(path, message + f".cube file ({largest}) may take")
+    return most
 
 
 def _check_file_size(path: Path, header: _Header, size: int, expected: int, needs: str) -> None:
@@ -199,13 +206,15 @@ class _Source:
     def blocks(self) -> Iterator[tuple[int, bytes]]:
         carry, first = b"", True
         while True:
-            chunk = self.stream.read(self.chunk_bytes)
+            chunk = self._read(max(self.chunk_bytes, len(_BOM)) if first else self.chunk_bytes)
             self.read_bytes += len(chunk)
             if self.read_bytes > self.max_bytes:
-                raise CubeFormatError(self.path, f"the file grew beyond {_megabytes(self.max_bytes)} while being read")
+                grew = f"the file grew beyond {_megabytes(self.max_bytes)} while being read"
+                raise CubeFormatError(self.path, grew)
+            at_end = not chunk
             if first:
                 chunk, first = self._start(chunk), False
-            data, at_end = carry + chunk, not chunk
+            data = carry + chunk
             carry = b""
             if data.endswith(b"\r") and not at_end:
                 data, carry = data[:-1], b"\r"  # it may be the first half of a CRLF
@@ -221,6 +230,12 @@ class _Source:
             if at_end:
                 return
 
+    def _read(self, count: int) -> bytes:
+        try:
+            return self.stream.read(count)
+        except OSError as error:
+            raise LutgenError(f"cannot read {self.path}: {error.strerror or error}") from None
+
     def _start(self, chunk: bytes) -> bytes:
         if chunk.startswith(_UTF16_BOMS):
             raise CubeFormatError(
@@ -234,9 +249,8 @@ class _Source:
         nul = block.find(b"\x00")
         if nul >= 0:
             line = self.next_line + block.count(b"\n", 0, nul)
-            raise CubeFormatError(self.path, "the file holds binary data (NUL bytes), so it is not a .cube file", line)
-        if unfinished > MAX_LINE_BYTES:
-            self._too_long(self.next_line + block.count(b"\n"))
+            binary = "the file holds binary data (NUL bytes), so it is not a .cube file"
+            raise CubeFormatError(self.path, binary, line)
         if len(block) > MAX_LINE_BYTES:
             ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
             lengths = np.diff(ends, prepend=-1) - 1
@@ -245,6 +259,8 @@ class _Source:
                 self._too_long(self.next_line + int(long[0]))
             if len(block) - 1 - (ends[-1] if ends.size else -1) > MAX_LINE_BYTES:
                 self._too_long(self.next_line + ends.size)
+        if unfinished > MAX_LINE_BYTES:
+            self._too_long(self.next_line + block.count(b"\n"))
 
     def _too_long(self, line: int) -> None:
         raise CubeFormatError(
@@ -289,7 +305,9 @@ def _add_comment(path: Path, comments: list[str], text: bytes, line: int) -> Non
 # --- the header -----------------------------------------------------------------------------
 
 
-def _parse_header(path: Path, blocks: Iterator[tuple[int, bytes]]) -> tuple[_Header, tuple[int, bytes] | None]:
+def _parse_header(
+    path: Path, blocks: Iterator[tuple[int, bytes]]
+) -> tuple[_Header, tuple[int, bytes] | None]:
     """Read keyword, comment and blank lines up to the first data row.
 
     Returns the header and the first data row's line number with the rest of its block (from that
@@ -344,7 +362,8 @@ def _parse_keyword(header: _Header, text: str, keyword: str, line_number: int) -
     elif keyword in _SIZE_KEYWORDS:
         header.values[keyword] = _parse_size(keyword, _split(arguments))
     elif keyword in ("DOMAIN_MIN", "DOMAIN_MAX"):
-        header.values[keyword] = np.array(_parse_numbers(keyword, _split(arguments), 3, "three numbers (r g b)"))
+        numbers = _parse_numbers(keyword, _split(arguments), 3, "three numbers (r g b)")
+        header.values[keyword] = np.array(numbers)
     else:
         header.values[keyword] = _parse_range(keyword, _split(arguments))
 
