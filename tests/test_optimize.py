@@ -264,16 +264,20 @@ def test_verbose_line_format():
 @pytest.mark.parametrize(
     ("changes", "error", "fragment"),
     [
-        ({"steps": 0}, OptionError, "--steps must be at least 1"),
-        ({"lut_size": 1}, OptionError, "--lut-size must be between 2 and 256"),
-        ({"lut_size": 257}, OptionError, "--lut-size"),
-        ({"learning_rate": 0.0}, OptionError, "--learning-rate"),
-        ({"learning_rate": float("nan")}, OptionError, "finite"),
-        ({"image_smoothness": -1.0}, OptionError, "--image-smoothness must be at least 0"),
+        ({"steps": 0}, OptionError, "--steps must be between 1 and 100000, not 0"),
+        ({"steps": 100_001}, OptionError, "--steps must be between 1 and 100000"),
+        ({"lut_size": 1}, OptionError, "--lut-size must be between 2 and 128"),
+        ({"lut_size": 129}, OptionError, "--lut-size must be between 2 and 128, not 129"),
+        ({"learning_rate": 0.0}, OptionError, "--learning-rate must be between 1e-06 and 1.0, not 0.0"),
+        ({"learning_rate": 1e308}, OptionError, "--learning-rate must be between 1e-06 and 1.0, not 1e+308"),
+        ({"learning_rate": float("nan")}, OptionError, "--learning-rate must be a finite number"),
+        ({"image_smoothness": -1.0}, OptionError, "--image-smoothness must be between 0.0 and 1000.0, not -1.0"),
+        ({"image_regularization": 1e308}, OptionError, "--image-regularization must be between 0.0 and 1000.0"),
         ({"black_preservation": -0.5}, OptionError, "--black-preservation"),
-        ({"lut_smoothness": float("inf")}, OptionError, "--lut-smoothness"),
-        ({"batch_size": 0}, OptionError, "--batch-size"),
-        ({"log_interval": -1}, OptionError, "--log-interval"),
+        ({"lut_smoothness": float("inf")}, OptionError, "--lut-smoothness must be a finite number"),
+        ({"batch_size": 0}, OptionError, "--batch-size must be between 1 and 256"),
+        ({"batch_size": 20_000}, OptionError, "--batch-size must be between 1 and 256, not 20000"),
+        ({"log_interval": -1}, OptionError, "--log-interval must be between 0 and 100000"),
         ({"seed": -3}, OptionError, "--seed"),
         ({"prompt": "   "}, OptionError, "--prompt is empty"),
         ({"output_path": Path("look.png")}, OptionError, "must end in .cube"),
@@ -301,7 +305,7 @@ def test_bad_inputs_are_one_sentence(tiny_clip_model, training_folder, tmp_path)
     only_broken = tmp_path / "only_broken"
     only_broken.mkdir()
     (only_broken / "x.jpg").write_bytes(b"garbage")
-    with pytest.raises(ImageError, match="none of the 1 images could be read"):
+    with pytest.raises(ImageError, match=r"none of the 1 images in .*only_broken could be read \(the first: .*x\.jpg"):
         optimize(options(tiny_clip_model, only_broken, tmp_path), echo=lambda s: None, warn=lambda s: None)
 
 
@@ -339,7 +343,7 @@ def test_a_log_file_that_cannot_be_written_warns_once_and_the_lut_is_still_writt
     warnings = []
     result = optimize(options(tiny_clip_model, training_folder, tmp_path, steps=6, log_interval=2, log_dir=log_dir),
                       echo=lambda s: None, warn=warnings.append)
-    assert result.steps_done == 6 and not result.interrupted
+    assert result.steps_done == 6
     assert len(warnings) == 1 and "losses.csv" in warnings[0] and "\n" not in warnings[0], warnings
     assert read_lut(tmp_path / "out.cube").title == "golden hour warm sunlight"
     assert (log_dir / "step_00006.png").is_file() and (log_dir / "loss_plot.png").is_file()  # the rest goes on
@@ -364,7 +368,7 @@ def test_optimize_writes_what_it_optimised_and_the_logs(tiny_clip_model, trainin
                 test_image=ROOT / "images" / "mate_dune.jpg"),
         echo=lines.append, warn=warnings.append,
     )
-    assert not result.interrupted and result.steps_done == 12 and result.images_used == 3
+    assert result.steps_done == 12 and result.images_used == 3
     assert len(warnings) == 1 and "d_broken.jpg" in warnings[0]
     verbose = [line for line in lines if line.startswith("Step ")]
     assert len(verbose) == 1 and VERBOSE_LINE.match(verbose[0]) and verbose[0].startswith("Step 10:")
@@ -430,12 +434,13 @@ def test_cli_run_writes_a_valid_cube(tiny_clip_model, training_folder, tmp_path)
     assert (tmp_path / "logs" / "contact_sheet.png").is_file()
 
 
-def test_cli_ctrl_c_writes_the_lut_so_far_and_exits_130(tiny_clip_model, training_folder, tmp_path):
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_ctrl_c_or_sigterm_writes_the_lut_so_far(tiny_clip_model, training_folder, tmp_path, signum, code):
     out = tmp_path / "interrupted.cube"
     log_dir = tmp_path / "logs"
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "optimize", "--prompt", "vintage film", "--image-folder",
-         str(training_folder), "--steps", "100000", "--log-interval", "1", "--log-dir", str(log_dir),
+         str(training_folder), "--steps", "1000", "--log-interval", "1", "--log-dir", str(log_dir),
          "--output-path", str(out), "--clip-model", tiny_clip_model, "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
     )
@@ -445,17 +450,23 @@ def test_cli_ctrl_c_writes_the_lut_so_far_and_exits_130(tiny_clip_model, trainin
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the optimisation never started"
             time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     message = [line for line in stderr.splitlines() if "interrupted" in line]
-    assert len(message) == 1 and str(out) in message[0] and "Traceback" not in stderr
+    assert len(message) == 1 and "Traceback" not in stderr, stderr
+    steps = int(re.search(r"interrupted after step (\d+) of 1000; the LUT reached so far is written to (.*)$",
+                          message[0]).group(1))
+    assert message[0].endswith(str(out))
     lut = read_lut(out)
     assert lut.title == "vintage film"
-    assert any("interrupted after step" in c for c in lut.comments)
+    assert f"interrupted after step {steps} of 1000" in lut.comments
+    rows = (log_dir / "losses.csv").read_text().splitlines()
+    assert rows[0].startswith("step,") and len(rows) == steps + 1  # every step's losses, once
+    assert [int(row.split(",")[0]) for row in rows[1:]] == list(range(1, steps + 1))
 
 
 def test_cli_offline_without_cached_weights_is_one_sentence(training_folder, tmp_path):
@@ -478,8 +489,11 @@ PROBE = (
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--steps", "0"], "--steps must be at least 1"),
-        (["--lut-size", "300"], "--lut-size must be between 2 and 256"),
+        (["--steps", "0"], "--steps must be between 1 and 100000"),
+        (["--lut-size", "300"], "--lut-size must be between 2 and 128"),
+        (["--batch-size", "20000"], "--batch-size must be between 1 and 256"),
+        (["--learning-rate", "1e308"], "--learning-rate must be between 1e-06 and 1.0"),
+        (["--lut-smoothness", "1e308"], "--lut-smoothness must be between 0.0 and 1000.0"),
         (["--image-smoothness", "-1"], "--image-smoothness"),
         (["--prompt", ""], "--prompt is empty"),
         (["--test-image", "missing.jpg"], "missing.jpg"),

@@ -12,21 +12,26 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app, report_error
+from lutgen.errors import interrupt_exit_code
 
 
 @app.command()
 def optimize(
-    prompt: str = typer.Option(..., help="Text description of the look, e.g. 'golden hour warm sunlight'."),
+    prompt: str = typer.Option(
+        ..., help="Text description of the look, e.g. 'golden hour warm sunlight' (at most 1000 characters)."
+    ),
     image_folder: Path = typer.Option(None, help="Folder of training images [default: the bundled images/]."),
-    lut_size: int = typer.Option(16, help="LUT resolution N (N^3 nodes), 2..256."),
-    steps: int = typer.Option(500, help="Optimisation steps."),
-    learning_rate: float = typer.Option(0.005, help="Adam learning rate."),
-    image_smoothness: float = typer.Option(1.0, help="Weight: penalise banding the LUT adds to images."),
-    image_regularization: float = typer.Option(1.0, help="Weight: keep the grade subtle."),
-    black_preservation: float = typer.Option(1.0, help="Weight: do not lift the blacks."),
-    lut_smoothness: float = typer.Option(1.0, help="Weight: penalise kinks in the LUT's change."),
-    batch_size: int = typer.Option(4, help="Views per step."),
-    log_interval: int = typer.Option(50, help="Save progress every N steps (0 disables logging)."),
+    lut_size: int = typer.Option(16, help="LUT resolution N (N^3 nodes), 2..128."),
+    steps: int = typer.Option(500, help="Optimisation steps, 1..100000."),
+    learning_rate: float = typer.Option(0.005, help="Adam learning rate, 1e-6..1."),
+    image_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise banding the LUT adds to images."),
+    image_regularization: float = typer.Option(1.0, help="Weight 0..1000: keep the grade subtle."),
+    black_preservation: float = typer.Option(1.0, help="Weight 0..1000: do not lift the blacks."),
+    lut_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise kinks in the LUT's change."),
+    batch_size: int = typer.Option(4, help="Views per step, 1..256 (each view of ViT-B-32 takes about 28 MB)."),
+    log_interval: int = typer.Option(
+        50, help="Save progress every N steps (0 disables logging); at most 1000 snapshots and 2 GB of .cube files."
+    ),
     output_path: Path = typer.Option(Path("lut.cube"), help="The .cube file to write."),
     test_image: Path = typer.Option(None, help="Image shown before|after in the logs [default: a bundled image]."),
     verbose: bool = typer.Option(False, "--verbose", help="Print the loss breakdown every 10 steps."),
@@ -44,7 +49,7 @@ def optimize(
     """Optimise a 3D LUT so that the images, graded by it, match PROMPT according to CLIP."""
     from tqdm import tqdm
 
-    from lutgen.tasks.optimize import OptimizeOptions
+    from lutgen.tasks.optimize import OptimizeInterrupted, OptimizeOptions
     from lutgen.tasks.optimize import optimize as run_optimize
 
     options = OptimizeOptions(
@@ -64,15 +69,18 @@ def optimize(
 
     try:
         result = run_optimize(options, echo=tqdm.write, warn=warn, progress=progress)
-    except KeyboardInterrupt:
-        report_error("interrupted before the optimisation started; nothing was written")
-        raise typer.Exit(130) from None
-    if result.interrupted:
-        report_error(
-            f"interrupted after step {result.steps_done} of {result.steps}; "
-            f"the LUT reached so far is written to {result.output_path}"
-        )
-        raise typer.Exit(130)
+    except OptimizeInterrupted as interruption:
+        report_error(interruption.message)
+        raise typer.Exit(interrupt_exit_code(interruption.cause)) from None
+    try:
+        _report_success(result)
+    except KeyboardInterrupt as late:
+        report_error(f"interrupted; the LUT is written to {result.output_path}")
+        raise typer.Exit(interrupt_exit_code(late)) from None
+
+
+def _report_success(result) -> None:
+    """Say what a finished run wrote."""
     final = f" Final loss: {result.final.total:.4f}." if result.final is not None else ""
     typer.echo(f"Optimization complete!{final}")
     if result.log_dir is not None:

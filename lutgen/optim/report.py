@@ -87,15 +87,27 @@ def contact_sheet(pairs: Sequence[tuple[np.ndarray, np.ndarray]], labels: Sequen
     return sheet
 
 
-def write_losses_csv(records: Sequence, path: str | Path) -> None:
-    """All step records (objects with ``FIELDS``) as CSV, written atomically."""
+def losses_csv_text(records: Sequence, header: bool = True) -> str:
+    """Step records (objects with ``FIELDS``) as CSV lines, with the header line first if ``header``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     fields = type(records[0]).FIELDS if records else ("step",)
-    writer.writerow(fields)
+    if header:
+        writer.writerow(fields)
     for record in records:
         writer.writerow([record.step] + [f"{getattr(record, name):.6g}" for name in fields[1:]])
-    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+    return buffer.getvalue()
+
+
+def write_losses_csv(records: Sequence, path: str | Path) -> None:
+    """All step records as CSV, written atomically."""
+    atomic_write_bytes(path, losses_csv_text(records).encode("utf-8"))
+
+
+def append_losses_csv(records: Sequence, path: str | Path) -> None:
+    """Append step records (no header) to a CSV file :func:`write_losses_csv` started."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(losses_csv_text(records, header=False))
 
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:

@@ -14,6 +14,7 @@ One step:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,20 @@ class StepRecord:
             f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}, Smooth: {self.smooth:.4f}, "
             f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, LUT Smooth: {self.lut_smooth:.4f})"
         )
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A step whose loss or gradient was not finite (infinite or NaN); the LUT was not updated.
+
+    Attributes:
+        record: the step's loss terms (some of them not finite when ``what`` is ``"loss"``).
+        what: ``"loss"`` or ``"gradient"``, what was found not finite.
+    """
+
+    def __init__(self, record: StepRecord, what: str):
+        super().__init__(f"the {what} of step {record.step} is not finite")
+        self.record = record
+        self.what = what
 
 
 def grade(views: torch.Tensor, table_change: torch.Tensor) -> torch.Tensor:
@@ -89,12 +104,21 @@ class LutTrainer:
         return compute_losses(views, change, table_change, embeddings, self.text_embedding, self.weights)
 
     def step(self) -> StepRecord:
-        """Draw a batch, take one optimiser step, return the losses of that batch (before the step)."""
+        """Draw a batch, take one optimiser step, return the losses of that batch (before the step).
+
+        Raises :class:`NonFiniteLoss` instead of stepping when the loss or its gradient is not
+        finite; the LUT is then left as it was, the last finite one.
+        """
         views = self.sampler.sample()
         terms = self.losses(views)
+        record = StepRecord(self.steps_done + 1, **terms.values())
+        if not math.isfinite(record.total):
+            raise NonFiniteLoss(record, "loss")
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
-        self.optimizer.step()
+        if not torch.isfinite(self.lut.raw.grad).all():
+            raise NonFiniteLoss(record, "gradient")
+        self.optimizer.step()  # finite: Adam's update is bounded by a multiple of the (finite) learning rate
         self.lut.keep_in_range()
         self.steps_done += 1
-        return StepRecord(self.steps_done, **terms.values())
+        return record

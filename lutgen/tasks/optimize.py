@@ -2,27 +2,36 @@
 
 Order of work, so that mistakes cost nothing:
 
-1. :func:`validate` checks every option (the output's folder and the log folder must be creatable
-   and writable), finds the images and reads the test image, importing neither torch nor open_clip;
-   a bad value is an :class:`~lutgen.errors.OptionError` (exit 2).
+1. :func:`validate` checks every option against its range (:data:`LIMITS`), the output's folder
+   and the log folder (creatable, writable, and never where an input would be overwritten), finds
+   the images and reads the test image, importing neither torch nor open_clip; a bad value is an
+   :class:`~lutgen.errors.OptionError` or :class:`~lutgen.errors.ImageError` (exit 2).
 2. The device is chosen, and :func:`~lutgen.guidance.clip.resolve_weights` decides where the CLIP
-   weights come from (failing at once when they are neither cached nor downloadable).
+   weights come from (checking a local configuration and weights file, and failing at once when
+   the weights are neither cached nor downloadable).
 3. The images are decoded once, at a working resolution, onto the device. Files that cannot be
    decoded are skipped with a warning naming them.
 4. CLIP is loaded, the prompt embedded once, and the LUT optimised for ``steps`` full batches.
 5. The LUT is written to the output path exactly as optimised: no smoothing in between.
+6. The log folder gets the loss plot and the contact sheet.
 
 The log folder is a by-product: a log file that cannot be written is reported once as a warning,
 and the optimisation goes on to write the LUT.
 
-Ctrl-C during the optimisation writes the LUT reached so far to the output path; the result says
-so (``interrupted``), and the command line exits with code 130.
+A step whose loss (or gradient) is not finite stops the run before the LUT takes it: the last
+finite LUT is written and :class:`Diverged` names the options that likely caused it.
+
+Ctrl-C or SIGTERM (a ``KeyboardInterrupt``) raises :class:`OptimizeInterrupted`, whose message
+says what was written: nothing (before the first step), the LUT reached so far (during the
+optimisation), or the LUT but incomplete logs (while writing the logs).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,26 +40,41 @@ import numpy as np
 
 from lutgen.devices import check_device_name
 from lutgen.errors import ImageError, LutgenError, OptionError
-from lutgen.fileio import check_folder_writable
+from lutgen.fileio import check_folder_writable, check_regular_file
 from lutgen.formats import write_lut
 from lutgen.guidance import check_clip_precision
-from lutgen.imaging import ImageData, find_images, load_rgb_float, save_image
-from lutgen.lut import MAX_3D_SIZE, MIN_3D_SIZE
+from lutgen.imaging import find_images, load_rgb_float
+from lutgen.lut import MIN_3D_SIZE
+from lutgen.optim.training_log import BUNDLED_IMAGES, PREVIEW_WIDTH, TrainingLog, is_log_file_name
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-BUNDLED_IMAGES = PROJECT_ROOT / "images"
 DEFAULT_TEST_IMAGE = "mate_greenmeadow.jpg"
-CONTACT_SHEET_IMAGES = (
-    "mate_greenmeadow.jpg",
-    "chelsea_cat.jpg",
-    "coffee.jpg",
-    "mate_dune.jpg",
-    "astronaut.jpg",
-    "mate_yellowflower.jpg",
-)
-PREVIEW_WIDTH = 768  # the whole before|after picture
-CONTACT_SIDE = 440
+
+MAX_STEPS = 100_000
+MAX_LUT_SIZE = 128
+"""Largest ``--lut-size``: a 128^3 LUT with its gradient and Adam's two moments takes about 0.85 GB
+and 1.2 s per step on one CPU thread (measured); 256^3 would take about 7 GB."""
+MAX_BATCH_SIZE = 256
+"""Largest ``--batch-size``: every view keeps CLIP's activations for the backward pass, about 28 MB
+per view for ViT-B-32 in float32 (measured), so 7 GB at 256; larger models need more."""
+LEARNING_RATE_RANGE = (1e-6, 1.0)
+MAX_LOSS_WEIGHT = 1000.0
+MAX_PROMPT_CHARACTERS = 1000
+MAX_SNAPSHOTS = 1000
+MAX_SNAPSHOT_BYTES = 2 << 30
+CUBE_BYTES_PER_NODE = 27  # "0.123456 0.123456 0.123456\n"
+SLUG_BYTES = 100
+LOSS_WEIGHT_OPTIONS = ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness")
+
+LIMITS = {
+    "steps": (1, MAX_STEPS),
+    "lut-size": (MIN_3D_SIZE, MAX_LUT_SIZE),
+    "learning-rate": LEARNING_RATE_RANGE,
+    **{name: (0.0, MAX_LOSS_WEIGHT) for name in LOSS_WEIGHT_OPTIONS},
+    "batch-size": (1, MAX_BATCH_SIZE),
+    "log-interval": (0, MAX_STEPS),
+}
+"""The range of every numeric option (both ends allowed); the seed's is in :mod:`lutgen.tasks.options`."""
 
 
 def default_image_folder() -> Path:
@@ -89,6 +113,7 @@ class Plan:
     """What :func:`validate` found: the image files, the test image (decoded) and the log folder."""
 
     prompt: str
+    folder: Path
     images: list[Path]
     test_image: Path
     test_pixels: np.ndarray  # (H, W, 3) float32, at most PREVIEW_WIDTH on its longer side
@@ -98,12 +123,11 @@ class Plan:
 
 @dataclass
 class OptimizeResult:
-    """What a run did."""
+    """What a finished run did."""
 
     output_path: Path
     steps: int
     steps_done: int
-    interrupted: bool
     seed: int
     log_dir: Path | None
     lut: object | None = None  # the LUT written (lutgen.lut.LUT)
@@ -112,20 +136,81 @@ class OptimizeResult:
     images_used: int = 0
 
 
+class OptimizeInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped ``optimize``; :attr:`message` says what was written.
+
+    Attributes:
+        phase: ``"setup"`` (nothing written), ``"optimising"`` (the LUT reached is written, or
+            nothing before the first step), ``"writing the LUT"`` (the output left as it was) or
+            ``"writing the logs"`` (the LUT written, the logs incomplete).
+        message: one sentence for the user.
+        cause: the original ``KeyboardInterrupt`` (a :class:`~lutgen.errors.Terminated` for SIGTERM).
+        steps_done: the optimisation steps the written LUT took (0 when none was written).
+    """
+
+    def __init__(self, phase: str, message: str, cause: KeyboardInterrupt, steps_done: int = 0):
+        super().__init__(message)
+        self.phase = phase
+        self.message = message
+        self.cause = cause
+        self.steps_done = steps_done
+
+
+class Diverged(LutgenError):
+    """The loss stopped being finite; the last finite LUT was written (exit code 2)."""
+
+
 def prompt_slug(prompt: str) -> str:
-    """A folder name for ``prompt``: spaces to underscores, only letters, digits, ``_ - .``, <= 100 chars."""
-    slug = re.sub(r"[^\w\-.]", "", "_".join(prompt.split()))[:100].strip("_.")
-    return slug or "untitled"
+    """A safe folder name for ``prompt``: words joined by ``_``, only letters, digits, ``_ - .``, at most
+    100 bytes in UTF-8, not starting with ``-`` or ``.``; ``untitled`` when nothing is left."""
+    slug = re.sub(r"[^\w\-.]", "", "_".join(prompt.split()))
+    slug = slug.encode("utf-8")[:SLUG_BYTES].decode("utf-8", "ignore")
+    return slug.strip("_.-") or "untitled"
+
+
+def check_prompt(prompt: str) -> str:
+    """The prompt with runs of white space (newlines included) as single spaces; an :class:`OptionError`
+    when it is empty, longer than :data:`MAX_PROMPT_CHARACTERS` or holds control characters."""
+    text = " ".join(str(prompt or "").split())
+    if not text:
+        raise OptionError("--prompt is empty; describe the look you want, e.g. 'golden hour warm sunlight'")
+    if len(text) > MAX_PROMPT_CHARACTERS:
+        raise OptionError(
+            f"--prompt is {len(text)} characters long; CLIP reads about 300 (77 tokens), "
+            f"so keep it under {MAX_PROMPT_CHARACTERS}"
+        )
+    control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if control is not None:
+        raise OptionError(f"--prompt holds the control character U+{ord(control):04X}; give plain text")
+    return text
 
 
 def _check_numbers(o: OptimizeOptions) -> None:
-    check_number("steps", o.steps, 1)
-    check_number("lut-size", o.lut_size, MIN_3D_SIZE, MAX_3D_SIZE)
-    check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
-    for name in ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness"):
-        check_number(name, getattr(o, name.replace("-", "_")), 0)
-    check_number("batch-size", o.batch_size, 1)
-    check_number("log-interval", o.log_interval, 0)
+    for name, (low, high) in LIMITS.items():
+        check_number(name, getattr(o, name.replace("-", "_")), low, high)
+    _check_log_size(o)
+
+
+def snapshot_count(steps: int, log_interval: int) -> int:
+    """How many snapshots (a picture and a .cube each) a run saves: every ``log_interval`` steps and
+    at the last step."""
+    return 0 if log_interval == 0 else math.ceil(steps / log_interval)
+
+
+def _check_log_size(o: OptimizeOptions) -> None:
+    """Refuse a ``--log-interval`` that would save more than :data:`MAX_SNAPSHOTS` snapshots or more
+    than :data:`MAX_SNAPSHOT_BYTES` of .cube snapshots, naming the smallest interval that fits."""
+    count = snapshot_count(o.steps, o.log_interval)
+    cube_bytes = o.lut_size**3 * CUBE_BYTES_PER_NODE
+    allowed = min(MAX_SNAPSHOTS, MAX_SNAPSHOT_BYTES // cube_bytes)
+    if count <= allowed:
+        return
+    smallest = math.ceil(o.steps / allowed)
+    raise OptionError(
+        f"--log-interval {o.log_interval} with --steps {o.steps} saves {count} snapshots of a "
+        f"{o.lut_size}^3 LUT ({count * cube_bytes / 1e9:.1f} GB of .cube files); at most {allowed} "
+        f"(and {MAX_SNAPSHOT_BYTES >> 30} GB) are allowed: use --log-interval {smallest} or more, or 0 for no log"
+    )
 
 
 def _check_choices(o: OptimizeOptions) -> None:
@@ -154,11 +239,39 @@ def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
     return log_dir
 
 
-def _make_log_dir(log_dir: Path) -> None:
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OptionError(f"--log-dir {log_dir} cannot be created: {error.strerror or error}") from None
+def _check_image_folder(folder: Path) -> None:
+    """The image folder must be an existing folder (a single file, FIFO or device is refused)."""
+    if not folder.exists():
+        raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
+    if not folder.is_dir():
+        raise ImageError(f"--image-folder {folder} is not a folder; give the folder that holds the training images")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_nothing_overwritten(output: Path, log_dir: Path | None, folder: Path, inputs: list[Path]) -> None:
+    """Refuse outputs that would replace an input: a log folder in the image folder, an output that is
+    an input (symbolic links followed), or an input in the log folder under a name the log writes."""
+    out = output.resolve()
+    for source in inputs:
+        if source.resolve() == out:
+            raise OptionError(f"--output-path {output} is the input {source}; choose another file for the LUT")
+    if log_dir is None:
+        return
+    logs = log_dir.resolve()
+    if _inside(logs, folder.resolve()):
+        raise OptionError(
+            f"the log folder {log_dir} (--log-dir) is inside the image folder {folder}, where the log would "
+            "write among the images it reads; choose a log folder outside it"
+        )
+    for path, what in ((output, "--output-path"), *((source, "the input") for source in inputs)):
+        if path.resolve().parent == logs and is_log_file_name(path.name):
+            raise OptionError(
+                f"{what} {path} is in the log folder {log_dir}, where the training log writes a file "
+                f"of that name; choose another --log-dir"
+            )
 
 
 def _default_test_image(images: list[Path]) -> Path:
@@ -166,23 +279,36 @@ def _default_test_image(images: list[Path]) -> Path:
     return bundled if bundled.is_file() else images[0]
 
 
+def _local_clip_files(o: OptimizeOptions) -> list[Path]:
+    """The files of the CLIP model that are on disk: a weights file, a ``local-dir:`` folder's files."""
+    files = []
+    pretrained = Path(str(o.clip_pretrained).strip()).expanduser()
+    if pretrained.is_file():
+        files.append(pretrained)
+    if o.clip_model.startswith("local-dir:"):
+        folder = Path(o.clip_model[len("local-dir:"):]).expanduser()
+        if folder.is_dir():
+            files += [p for p in folder.iterdir() if p.is_file()]
+    return files
+
+
 def validate(o: OptimizeOptions) -> Plan:
     """Check every option and find the inputs, without importing torch. Raises OptionError/ImageError."""
-    prompt = " ".join(str(o.prompt or "").split())
-    if not prompt:
-        raise OptionError("--prompt is empty; describe the look you want, e.g. 'golden hour warm sunlight'")
+    prompt = check_prompt(o.prompt)
     _check_numbers(o)
     seed = choose_seed(o.seed)
     _check_choices(o)
     _check_output(Path(o.output_path))
     log_dir = _choose_log_dir(o, prompt)
     folder = Path(o.image_folder) if o.image_folder is not None else default_image_folder()
-    if not folder.exists():
-        raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
+    _check_image_folder(folder)
     images = find_images(folder)
     test_image = Path(o.test_image) if o.test_image is not None else _default_test_image(images)
+    check_regular_file(test_image, "image", ImageError)
+    inputs = [*images, test_image, *_local_clip_files(o)]
+    _check_nothing_overwritten(Path(o.output_path), log_dir, folder, inputs)
     test_pixels = load_rgb_float(test_image, max_side=PREVIEW_WIDTH)
-    return Plan(prompt, images, test_image, test_pixels, log_dir, seed)
+    return Plan(prompt, folder, images, test_image, test_pixels, log_dir, seed)
 
 
 def settings_comment(o: OptimizeOptions, plan: Plan, weights_label: str) -> str:
@@ -195,106 +321,41 @@ def settings_comment(o: OptimizeOptions, plan: Plan, weights_label: str) -> str:
     )
 
 
-def _decode_images(paths: list[Path], max_side: int, warn: Callable[[str], None]):
-    """Decode every image once (float32, longer side <= ``max_side``); unreadable ones are skipped."""
+def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None]):
+    """Decode every image once (float32, longer side <= ``max_side``); unreadable ones are skipped, with a
+    warning each when some image could be read, else one error naming the folder and the first reason."""
     decoded, skipped = [], []
     for path in paths:
         try:
+            check_regular_file(path, "image", ImageError)
             decoded.append((path, load_rgb_float(path, max_side=max_side)))
         except LutgenError as error:
             skipped.append((path, str(error)))
-            warn(f"skipped {path}: {error}")
     if not decoded:
-        raise ImageError(f"none of the {len(paths)} images could be read")
+        raise ImageError(f"none of the {len(paths)} images in {folder} could be read (the first: {skipped[0][1]})")
+    for path, reason in skipped:
+        warn(f"skipped {path}: {reason}")
     return decoded, skipped
 
 
-def _contact_images(training: list[Path]) -> list[Path]:
-    bundled = [BUNDLED_IMAGES / name for name in CONTACT_SHEET_IMAGES if (BUNDLED_IMAGES / name).is_file()]
-    if bundled:
-        return bundled
-    count = min(len(CONTACT_SHEET_IMAGES), len(training))
-    return [training[round(i * (len(training) - 1) / max(1, count - 1))] for i in range(count)]
+def likely_causes(record, o: OptimizeOptions, weights_label: str) -> str:
+    """What most likely made the loss of ``record`` (or its gradient) not finite, as words for a sentence:
+    the weights of the terms that are not finite, else CLIP's weights when the very first step fails,
+    else the large loss weights and the learning rate."""
+    named = {"smooth": "image-smoothness", "reg": "image-regularization", "black": "black-preservation",
+             "lut_smooth": "lut-smoothness"}
 
+    def option(name: str) -> str:
+        return f"--{name} {getattr(o, name.replace('-', '_')):g}"
 
-class _TrainingLog:
-    """Writes the files of the log folder: step pictures and .cube files, losses.csv, plot, contact sheet.
-
-    The log is a by-product: a file that cannot be written (disk full, folder removed, a folder
-    where a file should be) is reported once through ``warn`` and the run goes on.
-    """
-
-    def __init__(self, log_dir: Path, prompt: str, test_pixels: np.ndarray, device, warn: Callable[[str], None]):
-        import torch
-
-        from lutgen.optim import report
-
-        self.dir = log_dir
-        self.prompt = prompt
-        self.warn = warn
-        self.failed = False
-        self.report = report
-        half = (PREVIEW_WIDTH - report.GAP) // 2
-        self.before = report.fit_width(report.to_uint8(test_pixels), half)
-        self.half = half
-        self.test = torch.from_numpy(test_pixels).permute(2, 0, 1).contiguous().to(device)
-
-    def _graded(self, pixels, table) -> np.ndarray:
-        import torch
-
-        from lutgen.color.torch_ops import apply_lut
-
-        with torch.no_grad():
-            graded = apply_lut(pixels, table).clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-        return self.report.to_uint8(graded)
-
-    def _write(self, write: Callable[..., None], *args) -> None:
-        """``write(*args)``; a failure becomes one warning (the first only) instead of ending the run."""
-        try:
-            write(*args)
-        except (OSError, LutgenError) as error:
-            if not self.failed:
-                self.failed = True
-                reason = str(error)
-                if isinstance(error, OSError) and error.strerror:
-                    reason = f"{error.filename}: {error.strerror}" if error.filename else error.strerror
-                self.warn(f"could not write to the training log in {self.dir} ({reason}); the run goes on, "
-                          "further log failures are not reported, and the LUT will still be saved")
-
-    def _save_png(self, pixels: np.ndarray, name: str) -> None:
-        image = ImageData(rgb=np.ascontiguousarray(pixels), format="PNG")
-        self._write(save_image, image, self.dir / name)
-
-    def snapshot(self, step: int, lut_module, records) -> None:
-        table = lut_module.table().detach()
-        after = self.report.fit_width(self._graded(self.test, table), self.half)
-        self._save_png(self.report.side_by_side(self.before, after), f"step_{step:05d}.png")
-        lut = lut_module.to_lut(title=self.prompt, comments=(f"step {step}",))
-        self._write(write_lut, lut, self.dir / f"step_{step:05d}.cube")
-        self.losses(records)
-
-    def losses(self, records) -> None:
-        if records:
-            self._write(self.report.write_losses_csv, records, self.dir / "losses.csv")
-
-    def finish(self, lut_module, records, training: list[Path]) -> None:
-        import torch
-
-        if records:
-            self._save_png(self.report.loss_plot(records), "loss_plot.png")
-        table = lut_module.table().detach()
-        pairs, labels = [], []
-        for path in _contact_images(training):
-            try:
-                pixels = load_rgb_float(path, max_side=CONTACT_SIDE)
-            except LutgenError as error:
-                self.warn(f"left {path} out of the contact sheet: {error}")
-                continue
-            tensor = torch.from_numpy(pixels).permute(2, 0, 1).contiguous().to(table.device)
-            pairs.append((self.report.to_uint8(pixels), self._graded(tensor, table)))
-            labels.append(path.name)
-        if pairs:
-            self._save_png(self.report.contact_sheet(pairs, labels), "contact_sheet.png")
+    bad = [option(name) for term, name in named.items() if not math.isfinite(getattr(record, term))]
+    if bad:
+        return " or ".join(bad)
+    if not math.isfinite(record.clip) and record.step == 1:
+        return f"the CLIP weights {weights_label}, which give non-finite embeddings of the unchanged images"
+    large = [option(name) for name in LOSS_WEIGHT_OPTIONS if getattr(o, name.replace("-", "_")) > 10]
+    precision = [] if o.clip_precision == "fp32" else ["--clip-precision (try fp32)"]
+    return " or ".join([*large, f"--learning-rate {o.learning_rate:g} (try a smaller one)", *precision])
 
 
 def optimize(
@@ -314,9 +375,55 @@ def optimize(
 
     Raises:
         LutgenError: bad options or inputs, unusable CLIP weights, unwritable output.
+        Diverged: the loss stopped being finite (the last finite LUT is written).
+        OptimizeInterrupted: Ctrl-C or SIGTERM, saying what was written.
     """
     plan = validate(options)
+    try:
+        run = _prepare(options, plan, echo, warn)
+    except KeyboardInterrupt as stop:
+        raise OptimizeInterrupted("setup", "interrupted before the optimisation started; nothing was written",
+                                  stop) from None
+    records = []
+    try:
+        stop = _train(run.trainer, options, run.log, records, echo, progress)
+    except KeyboardInterrupt as late:  # while the progress bar closed
+        stop = late
+    steps_done = run.trainer.steps_done
+    output = Path(options.output_path)
+    if stop is not None and steps_done == 0:
+        _stopped_before_the_first_step(stop, options, run.weights_label)
+    result_lut = _write_result(run, options, plan, steps_done, stop, echo)
+    if stop is not None:
+        _stopped(run, options, records, stop, steps_done)
+    if run.log is not None:
+        try:
+            echo(f"Writing the loss plot and contact sheet to {plan.log_dir}/")
+            run.log.finish(run.lut, records, plan.images)
+        except KeyboardInterrupt as late:
+            raise OptimizeInterrupted(
+                "writing the logs", f"interrupted while writing the training logs; the LUT is written to {output}, "
+                f"the logs in {plan.log_dir} are incomplete", late, steps_done) from None
+    return OptimizeResult(
+        output_path=output, steps=options.steps, steps_done=steps_done, seed=plan.seed, log_dir=plan.log_dir,
+        lut=result_lut, final=records[-1] if records else None, skipped=run.skipped, images_used=run.images_used,
+    )
 
+
+@dataclass
+class _Run:
+    """What :func:`_prepare` set up: the trainer, its LUT, the log and where the weights came from."""
+
+    trainer: object
+    lut: object
+    log: TrainingLog | None
+    weights_label: str
+    skipped: list
+    images_used: int
+
+
+def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
+    """Resolve the weights, decode the images, load CLIP, embed the prompt: everything before the first step."""
     import torch
 
     from lutgen.devices import pick_device
@@ -329,14 +436,16 @@ def optimize(
     device = pick_device(options.device)
     source = resolve_weights(options.clip_model, options.clip_pretrained)
     side = working_side((expected_image_size(source),) * 2)
-    decoded, skipped = _decode_images(plan.images, side, warn)
-    echo(f"Loaded {len(decoded)} images from {Path(options.image_folder or default_image_folder())} "
-         f"(kept at most {side} px on the longer side)")
+    decoded, skipped = _decode_images(plan.images, plan.folder, side, warn)
+    echo(f"Loaded {len(decoded)} images from {plan.folder} (kept at most {side} px on the longer side)")
 
     _make_reproducible(device, plan.seed)
     guide = load_clip(device=device, precision=options.clip_precision, source=source)
     precision = "bfloat16" if guide.amp_dtype == torch.bfloat16 else "float32"
     echo(f"Using device: {device} (CLIP {source.label} in {precision}); seed {plan.seed}")
+    overflow = guide.text_limit(plan.prompt)
+    if overflow is not None:
+        warn(f"the prompt is {overflow[0]} tokens long and CLIP reads {overflow[1]}; its end is ignored")
     text_embedding = guide.embed_text(plan.prompt)
     tensors = [stored_image(pixels, device) for _, pixels in decoded]
     del decoded
@@ -345,33 +454,65 @@ def optimize(
                           options.black_preservation, options.lut_smoothness)
     lut = BoundedLUT(options.lut_size, device=device)
     trainer = LutTrainer(guide, sampler, lut, text_embedding, weights, options.learning_rate)
-
     log = None
     if plan.log_dir is not None:
-        _make_log_dir(plan.log_dir)
-        log = _TrainingLog(plan.log_dir, plan.prompt, plan.test_pixels, device, warn)
+        log = TrainingLog(plan.log_dir, plan.prompt, plan.test_pixels, device, warn)
         echo(f"Training logs will be saved to: {plan.log_dir}/")
+    return _Run(trainer, lut, log, source.label, skipped, len(tensors))
 
-    records, interrupted = _train(trainer, options, log, echo, progress)
 
-    comments = [settings_comment(options, plan, source.label)]
-    if interrupted:
-        comments.append(f"interrupted after step {trainer.steps_done} of {options.steps}")
-    result_lut = lut.to_lut(title=plan.prompt, comments=tuple(comments))
-    write_lut(result_lut, options.output_path)
+def _write_result(run: _Run, options: OptimizeOptions, plan: Plan, steps_done: int, stop, echo):
+    """Write the LUT reached (atomically); an interruption while writing leaves the output as it was."""
+    from lutgen.optim.trainer import NonFiniteLoss
 
-    if log is not None:
-        if interrupted:
-            log.losses(records)
-        else:
-            if trainer.steps_done % options.log_interval:
-                log.snapshot(trainer.steps_done, lut, records)
-            log.finish(lut, records, plan.images)
-    return OptimizeResult(
-        output_path=Path(options.output_path), steps=options.steps, steps_done=trainer.steps_done,
-        interrupted=interrupted, seed=plan.seed, log_dir=plan.log_dir, lut=result_lut,
-        final=records[-1] if records else None, skipped=skipped, images_used=len(tensors),
-    )
+    comments = [settings_comment(options, plan, run.weights_label)]
+    if isinstance(stop, KeyboardInterrupt):
+        comments.append(f"interrupted after step {steps_done} of {options.steps}")
+    elif isinstance(stop, NonFiniteLoss):
+        comments.append(f"stopped after step {steps_done} of {options.steps}: the next loss was not finite")
+    lut = run.lut.to_lut(title=plan.prompt, comments=tuple(comments))
+    output = Path(options.output_path)
+    try:
+        echo(f"Writing the LUT to {output}")
+        write_lut(lut, output)
+    except KeyboardInterrupt as again:
+        raise OptimizeInterrupted("writing the LUT", f"interrupted while writing the LUT; {output} was not written "
+                                  "(a file already there is left as it was)", again) from None
+    return lut
+
+
+def _stopped(run: _Run, options: OptimizeOptions, records: list, stop, steps_done: int) -> None:
+    """After an interruption or a non-finite loss (the LUT written): save the losses, then raise."""
+    output = Path(options.output_path)
+    if run.log is not None:
+        try:
+            run.log.losses(records)
+        except KeyboardInterrupt:
+            pass  # a second interruption: the losses are a by-product, the LUT is written
+    if isinstance(stop, KeyboardInterrupt):
+        raise OptimizeInterrupted(
+            "optimising", f"interrupted after step {steps_done} of {options.steps}; "
+            f"the LUT reached so far is written to {output}", stop, steps_done) from None
+    raise Diverged(f"{_divergence(stop, options, run.weights_label)}; the last finite LUT (after step {steps_done}) "
+                   f"is written to {output}")
+
+
+def _stopped_before_the_first_step(stop, options: OptimizeOptions, weights_label: str) -> None:
+    """An interruption or a non-finite loss before any step was taken: nothing is written."""
+    if isinstance(stop, KeyboardInterrupt):
+        raise OptimizeInterrupted("optimising", "interrupted before the first step finished; nothing was written",
+                                  stop) from None
+    raise Diverged(f"{_divergence(stop, options, weights_label)}; nothing was written")
+
+
+def _divergence(stop, options: OptimizeOptions, weights_label: str) -> str:
+    """What went wrong in a :class:`~lutgen.optim.trainer.NonFiniteLoss`, and the likely options."""
+    total = stop.record.total
+    word = "NaN" if math.isnan(total) else "infinite" if math.isinf(total) else "not finite"
+    if stop.what != "loss":
+        word = "not finite"
+    return (f"the {stop.what} was {word} at step {stop.record.step} of {options.steps}, "
+            f"likely because of {likely_causes(stop.record, options, weights_label)}")
 
 
 def _make_reproducible(device, seed: int) -> None:
@@ -387,9 +528,11 @@ def _make_reproducible(device, seed: int) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _train(trainer, options: OptimizeOptions, log: _TrainingLog | None, echo, progress) -> tuple[list, bool]:
-    """Run the steps; returns the step records and whether Ctrl-C stopped the run."""
-    records = []
+def _train(trainer, options: OptimizeOptions, log: TrainingLog | None, records: list, echo, progress):
+    """Run the steps, appending their records to ``records``. Returns what stopped the run early: a
+    ``KeyboardInterrupt`` (Ctrl-C, SIGTERM), a :class:`~lutgen.optim.trainer.NonFiniteLoss`, or ``None``."""
+    from lutgen.optim.trainer import NonFiniteLoss
+
     bar = progress(options.steps) if progress is not None else NoProgressBar()
     try:
         for _ in range(options.steps):
@@ -401,8 +544,10 @@ def _train(trainer, options: OptimizeOptions, log: _TrainingLog | None, echo, pr
                 echo(record.verbose_line())
             if log is not None and record.step % options.log_interval == 0:
                 log.snapshot(record.step, trainer.lut, records)
-    except KeyboardInterrupt:
-        return records, True
+        if log is not None and trainer.steps_done % options.log_interval:
+            log.snapshot(trainer.steps_done, trainer.lut, records)
+    except (KeyboardInterrupt, NonFiniteLoss) as stop:
+        return stop
     finally:
         bar.close()
-    return records, False
+    return None
