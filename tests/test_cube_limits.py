@@ -127,6 +127,8 @@ def test_line_of_the_limit_is_read(tmp_path):
     title = "x" * (cube_module.MAX_LINE_BYTES - len('TITLE ""'))
     lut = read_lut(write(tmp_path, f'TITLE "{title}"\n' + IDENTITY_2))
     assert lut.title == title
+    refused(write(tmp_path, f'TITLE "{title}x"\n' + IDENTITY_2, "over.cube"), 1, "longer than")
+    refused(write(tmp_path, with_last_row("1 1 1" + " " * cube_module.MAX_LINE_BYTES), "end.cube"), 9, "longer")
 
 
 def test_file_far_larger_than_its_size_needs_is_refused_before_reading_data(tmp_path):

@@ -78,7 +78,8 @@ _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+")
 _SEPARATOR = re.compile(r"[ \t]+")
 _SEPARATOR_BYTES = b" \t"
-_NOT_BLANK = re.compile(rb"[^ \t\n]")
+_BLANKS = re.compile(rb"[ \t\n]*")
+_BLANK_BYTES = b" \t\n"
 _COMMENT_LINE = re.compile(rb"^[ \t]*#([^\n]*)", re.MULTILINE)
 _NON_FINITE_WORDS = ("nan", "inf", "infinity")
 _SIZE_KEYWORDS = {"LUT_1D_SIZE": (MIN_1D_SIZE, MAX_1D_SIZE), "LUT_3D_SIZE": (MIN_3D_SIZE, MAX_3D_SIZE)}
@@ -251,14 +252,9 @@ class _Source:
             line = self.next_line + block.count(b"\n", 0, nul)
             binary = "the file holds binary data (NUL bytes), so it is not a .cube file"
             raise CubeFormatError(self.path, binary, line)
-        if len(block) > MAX_LINE_BYTES:
-            ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-            lengths = np.diff(ends, prepend=-1) - 1
-            long = np.flatnonzero(lengths > MAX_LINE_BYTES)
-            if long.size:
-                self._too_long(self.next_line + int(long[0]))
-            if len(block) - 1 - (ends[-1] if ends.size else -1) > MAX_LINE_BYTES:
-                self._too_long(self.next_line + ends.size)
+        long = _first_long_line(block)
+        if long is not None:
+            self._too_long(self.next_line + block.count(b"\n", 0, long))
         if unfinished > MAX_LINE_BYTES:
             self._too_long(self.next_line + block.count(b"\n"))
 
@@ -266,6 +262,21 @@ class _Source:
         raise CubeFormatError(
             self.path, f"the line is longer than {MAX_LINE_BYTES} bytes, which no .cube line needs", line
         )
+
+
+def _first_long_line(block: bytes) -> int | None:
+    """Where the first line of ``block`` longer than :data:`MAX_LINE_BYTES` starts, or ``None``.
+
+    Jumps from line start to line start by the last newline within reach, so it takes about
+    ``len(block) / MAX_LINE_BYTES`` steps.
+    """
+    start = 0
+    while len(block) - start > MAX_LINE_BYTES:
+        newline = block.rfind(b"\n", start, start + MAX_LINE_BYTES + 1)
+        if newline < 0:
+            return start
+        start = newline + 1
+    return None
 
 
 def _chain(first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
@@ -315,16 +326,18 @@ def _parse_header(
     """
     header, seen = _Header(), False
     for first_line, block in blocks:
+        if not block.translate(None, _BLANK_BYTES):
+            continue  # only blank lines: the quick way past a flood of them
         position, line_number = 0, first_line
         while True:
-            found = _NOT_BLANK.search(block, position)
-            if found is None:
+            found = _BLANKS.match(block, position).end()
+            if found == len(block):
                 break
-            line_number += block.count(b"\n", position, found.start())
-            start = block.rfind(b"\n", 0, found.start()) + 1
-            end = block.find(b"\n", found.start())
+            line_number += block.count(b"\n", position, found)
+            start = block.rfind(b"\n", 0, found) + 1
+            end = block.find(b"\n", found)
             end = len(block) if end < 0 else end
-            raw = block[found.start() : end].rstrip(_SEPARATOR_BYTES)
+            raw = block[found:end].rstrip(_SEPARATOR_BYTES)
             seen = True
             try:
                 if raw.startswith(b"#"):
@@ -463,6 +476,8 @@ def _read_rows(
     for first_line, block in parts:
         if b"#" in block:
             block = _blank_comment_lines(path, block, first_line, comments)
+        if not block.translate(None, _BLANK_BYTES):
+            continue
         values = fast_rows(block)
         if values is not None and found + len(values) <= expected:
             rows[found : found + len(values)] = values
