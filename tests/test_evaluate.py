@@ -201,3 +201,48 @@ def test_csv_in_a_folder_that_cannot_exist_is_refused_before_scoring(tmp_path):
     blocker.write_text("a file where a folder should be")
     with pytest.raises(OptionError, match=r"--csv .* cannot be created: .*blocker is a file"):
         evaluate(input_dir=tmp_path, target_dir=tmp_path, csv_path=blocker / "scores.csv")
+
+
+def test_a_pair_too_small_for_ssim_is_named_before_the_model_loads(tmp_path):
+    from PIL import Image
+
+    inputs, targets = tmp_path / "in", tmp_path / "target"
+    inputs.mkdir()
+    targets.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(inputs / "big.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(targets / "big.png")
+    Image.fromarray(np.zeros((10, 30, 3), np.uint8)).save(inputs / "tiny.png")
+    Image.fromarray(np.zeros((10, 30, 3), np.uint8)).save(targets / "tiny.png")
+    with pytest.raises(LutgenError) as caught:
+        evaluate(str(tmp_path / "absent.safetensors"), inputs, targets, tmp_path / "scores.csv")
+    assert str(caught.value) == (f"{inputs / 'tiny.png'} and its target {targets / 'tiny.png'} are 30x10 pixels, too "
+                                 "small for SSIM, which needs at least 11 pixels on each side")
+    assert not (tmp_path / "scores.csv").exists()
+
+
+def test_odd_folders_and_model_files_are_one_sentence_before_scoring(pairs, tmp_path):
+    from cli_runner import one_sentence_error, run_lutgen
+    from PIL import Image
+
+    csv_path = tmp_path / "scores.csv"
+    common = ["evaluate", "--csv", csv_path]
+    same = run_lutgen(*common, "--input-dir", pairs[0], "--target-dir", pairs[0], timeout=60)
+    one_sentence_error(same, f"--target-dir {pairs[0]} is the --input-dir folder")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    one_sentence_error(run_lutgen(*common, "--input-dir", empty, "--target-dir", pairs[1], timeout=60),
+                       f"the input folder {empty} has no images")
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for name in ("coffee", "chelsea_cat"):
+        with Image.open(pairs[1] / f"{name}.jpg") as im:
+            im.resize((im.width + 1, im.height)).save(wide / f"{name}.png")
+    one_sentence_error(run_lutgen(*common, "--input-dir", pairs[0], "--target-dir", wide, timeout=60),
+                       "but its target", "is ")
+    fifo = tmp_path / "model.safetensors"
+    os.mkfifo(fifo)
+    one_sentence_error(run_lutgen(*common, "--input-dir", pairs[0], "--target-dir", pairs[1], "--model", fifo,
+                                  timeout=60), f"cannot read {fifo}: it is a FIFO (named pipe)")
+    one_sentence_error(run_lutgen(*common, "--input-dir", pairs[0], "--target-dir", pairs[1], "--model",
+                                  pairs[0] / "coffee.png", timeout=60), "use a .safetensors, .pth or .pt weights file")
+    assert not csv_path.exists()

@@ -85,12 +85,24 @@ def _filter_valid(plane: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(rows, len(g), axis=1) @ g
 
 
+def ssim_factor(height: int, width: int) -> int:
+    """The SSIM downsampling factor of an image: ``round(min(H, W) / 256)``, at least 1 (MATLAB's round)."""
+    return max(1, math.floor(min(height, width) / 256 + 0.5))
+
+
+def ssim_fits(height: int, width: int) -> bool:
+    """Whether an image keeps at least the SSIM window (11 pixels) on each side after downsampling."""
+    f = ssim_factor(height, width)
+    return -(-min(height, width) // f) >= SSIM_WINDOW
+
+
 def _ssim_plane(a: np.ndarray, b: np.ndarray) -> float:
-    f = max(1, math.floor(min(a.shape) / 256 + 0.5))  # MATLAB's round: halves away from zero
+    if not ssim_fits(*a.shape):
+        raise LutgenError(f"an image of {a.shape[1]}x{a.shape[0]} pixels is too small for SSIM: it needs at least "
+                          f"{SSIM_WINDOW} pixels on each side")
+    f = ssim_factor(*a.shape)
     if f > 1:
         a, b = _box_downsample(a, f), _box_downsample(b, f)
-    if min(a.shape) < SSIM_WINDOW:
-        raise LutgenError(f"an image is too small for SSIM: it needs at least {SSIM_WINDOW} pixels on each side")
     g = _gaussian_window()
     c1 = (SSIM_K[0] * SSIM_PEAK) ** 2
     c2 = (SSIM_K[1] * SSIM_PEAK) ** 2
@@ -170,6 +182,15 @@ def _unit(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float64) / float(np.iinfo(rgb.dtype).max)
 
 
+def _check_ssim_sizes(pairs: Sequence[ImagePair]) -> None:
+    """Refuse, before scoring any, a pair too small for SSIM, naming its files."""
+    for pair in pairs:
+        width, height = pair.size
+        if not ssim_fits(height, width):
+            raise LutgenError(f"{pair.input} and its target {pair.target} are {width}x{height} pixels, too small for "
+                              f"SSIM, which needs at least {SSIM_WINDOW} pixels on each side")
+
+
 def evaluate_pair(enhancer, pair: ImagePair) -> EvaluationRow:
     """Enhance ``pair.input`` as ``lutgen enhance`` would and score it (and the input) against the target."""
     source = load_image(pair.input).rgb
@@ -180,6 +201,17 @@ def evaluate_pair(enhancer, pair: ImagePair) -> EvaluationRow:
         raise LutgenError(f"cannot evaluate {pair.input}: {error}") from None
     output = _unit(graded)
     return EvaluationRow(pair.name, Scores.of(output, target), Scores.of(_unit(source), target))
+
+
+def check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
+    """Refuse a target folder that is the input folder: every photo would be its own target."""
+    try:
+        same = Path(input_dir).samefile(target_dir)
+    except OSError:  # a folder that does not exist is reported by the pairing, by name
+        return
+    if same:
+        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
+                          "(the same scenes, graded)")
 
 
 def _check_csv_path(csv_path: Path) -> None:
@@ -228,7 +260,9 @@ def evaluate(
     device = check_device_name(device)
     if csv_path is not None:
         _check_csv_path(Path(csv_path))
+    check_distinct_folders(input_dir, target_dir)
     pairs = pair_images(input_dir, target_dir)
+    _check_ssim_sizes(pairs)
     if csv_path is not None:
         ensure_not_input(csv_path, [path for pair in pairs for path in (pair.input, pair.target)])
     enhancer = make_enhancer(load_weights(model), device)
