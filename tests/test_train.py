@@ -28,15 +28,9 @@ from lutgen.tasks.evaluate import evaluate, psnr
 from lutgen.tasks.infer import infer
 from lutgen.tasks.pairs import pair_images
 from lutgen.tasks.checkpoints import CHECKPOINT_NAME, save_checkpoint, save_weights
-from lutgen.tasks.train import (
-    TrainOptions,
-    augment,
-    batch_indices,
-    default_checkpoint_dir,
-    start_processes,
-    train,
-    validate,
-)
+from lutgen.tasks.train import TrainOptions, default_checkpoint_dir, train, validate
+from lutgen.tasks.train_data import augment, batch_indices
+from lutgen.tasks.train_processes import start_processes
 
 PHOTOS = ("astronaut", "chelsea_cat", "coffee", "china", "flower", "mate_dune", "mate_garden", "rocket")
 

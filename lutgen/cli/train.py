@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app, report_error
+from lutgen.errors import interrupt_exit_code
 
 
 @app.command()
@@ -40,7 +41,8 @@ def train(
 ) -> None:
     """Train a model on pairs of photos (input -> graded target); run it under torchrun for several GPUs.
 
-    Ctrl-C saves a checkpoint; continue with --resume.
+    Ctrl-C or SIGTERM saves a checkpoint (continue with --resume) and puts the last finished generation, if
+    any, at --output-path.
     """
     from tqdm import tqdm
 
@@ -61,11 +63,11 @@ def train(
 
     try:
         result = run_train(options, echo=tqdm.write, progress=progress)
-    except KeyboardInterrupt:
-        report_error("interrupted before the first step; nothing was trained")
-        raise typer.Exit(130) from None
-    if result.interrupted:
-        raise typer.Exit(130)
+    except KeyboardInterrupt as interruption:
+        report_error("interrupted before training started; nothing was written")
+        raise typer.Exit(interrupt_exit_code(interruption)) from None
+    if result.interrupted:  # the task has said what the checkpoint and the finished generations hold
+        raise typer.Exit(result.exit_code)
     if not result.leader:
         return
     if result.history:

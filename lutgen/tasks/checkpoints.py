@@ -3,17 +3,23 @@
 ``last.pt`` (:data:`CHECKPOINT_NAME`) in the checkpoint folder holds the model, the optimiser, the
 generation, the step, the seed, the epoch history and the settings that must not change on resume;
 each finished generation is a ``.safetensors`` weights file (:func:`save_weights`). Everything is
-written atomically. Torch is imported only inside the functions.
+written atomically. A checkpoint carries a SHA-256 digest of its contents (tensors included), so
+that a damaged file which torch still reads is refused rather than resumed; checkpoints written
+before the digest existed are checked in every other way (:func:`read_checkpoint`). Torch is
+imported only inside the functions.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import atomic_path
+from lutgen.fileio import atomic_path, check_regular_file
+from lutgen.tasks.options import MAX_SEED
 
 if TYPE_CHECKING:
     from lutgen.tasks.train import TrainOptions
@@ -35,25 +41,191 @@ def fixed_settings(options: TrainOptions) -> dict:
     return {key: values[key] for key in _FIXED_ON_RESUME}
 
 
-def read_checkpoint(path: Path, options: TrainOptions) -> dict:
-    """The checkpoint at ``path``, checked against ``options`` (one-sentence errors)."""
+class CheckpointError(LutgenError):
+    """A checkpoint that cannot be resumed from; the message names the file and what is wrong."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"cannot resume from {path}: {reason}")
+
+
+_KEYS = ("format", "settings", "seed", "generation", "step", "model", "optimizer", "history")
+_OPTIMISER_SETTINGS = ("lr", "betas", "eps", "weight_decay")  # what Adam's load_state_dict would take over
+
+
+def read_checkpoint(path: Path, options: TrainOptions, total_steps: int, build: Callable[[], tuple]) -> dict:
+    """The checkpoint at ``path``, checked in full before any of it is used.
+
+    Checked: that it is a regular file torch can read (weights only), its format, keys and checksum,
+    the settings and seed against ``options``, the generation against ``options.generations`` (and
+    that the previous generation's weights file exists), the step against ``total_steps`` (the steps of
+    one generation), the epoch history, the model's tensor names, shapes, type and finiteness, and
+    the optimiser's settings and state, by loading both into the fresh model and optimiser that
+    ``build()`` returns (on the CPU).
+
+    Raises:
+        CheckpointError: the file is damaged or not a lutgen checkpoint (one sentence naming it).
+        OptionError: it was made with other settings.
+    """
     import torch
 
+    check_regular_file(path, "checkpoint", error=LutgenError)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - any failure to unpickle means the same thing to the user
-        raise LutgenError(f"cannot resume from {path}: it is not a readable lutgen training checkpoint") from None
+        raise CheckpointError(path, "it is damaged or not a lutgen training checkpoint (torch cannot read it)"
+                              ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise LutgenError(f"cannot resume from {path}: it is not a lutgen training checkpoint")
-    saved = state["settings"]
+        raise CheckpointError(path, "it is not a lutgen training checkpoint")
+    missing = [key for key in _KEYS if key not in state]
+    if missing:
+        raise CheckpointError(path, f"it is damaged: it lacks {missing[0]!r}")
+    if "digest" in state and state["digest"] != state_digest(state):
+        raise CheckpointError(path, "it is damaged: its contents do not match the checksum written with them")
+    _check_settings(path, state, options)
+    _check_progress(path, state, options, total_steps)
+    _check_model_and_optimiser(path, state, options, build)
+    return state
+
+
+def _check_settings(path: Path, state: dict, options: TrainOptions) -> None:
+    saved, seed = state["settings"], state["seed"]
+    if not isinstance(saved, dict):
+        raise CheckpointError(path, "it is damaged: its settings are not a table")
     for key, value in fixed_settings(options).items():
         if saved.get(key) != value:
             flag = key.replace("_", "-")
             raise OptionError(f"cannot resume from {path}: it was made with --{flag} {saved.get(key)}, "
                               f"not {value}; use the same settings or another --checkpoint-dir")
-    if options.seed is not None and options.seed != state["seed"]:
-        raise OptionError(f"cannot resume from {path}: it was made with --seed {state['seed']}, not {options.seed}")
-    return state
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise CheckpointError(path, f"it is damaged: its seed {seed!r} is not a seed lutgen makes")
+    if options.seed is not None and options.seed != seed:
+        raise OptionError(f"cannot resume from {path}: it was made with --seed {seed}, not {options.seed}")
+
+
+def _check_progress(path: Path, state: dict, options: TrainOptions, total_steps: int) -> None:
+    """The generation, the step and the history must be those of a run with ``options``."""
+    generation, step, history = state["generation"], state["step"], state["history"]
+    if not _is_int(generation) or not 0 <= generation < options.generations:
+        raise CheckpointError(path, f"it is at generation {generation!r}, but this run trains generations 0 to "
+                                    f"{options.generations - 1}")
+    if not _is_int(step) or not 0 <= step <= total_steps:
+        raise CheckpointError(path, f"it is at step {step!r}, but a generation of this run has {total_steps} steps "
+                                    "(were photo pairs added or removed?)")
+    if generation > 0:
+        check_regular_file(path.parent / f"generation_{generation - 1}.safetensors",
+                           f"weights file of generation {generation - 1}, which generation {generation} learns from")
+    if not isinstance(history, list) or not all(_is_history_entry(entry) for entry in history):
+        raise CheckpointError(path, "it is damaged: its epoch history is not a list of (generation, step, loss, "
+                                    "PSNR)")
+
+
+def _is_history_entry(entry) -> bool:
+    if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+        return False
+    generation, step, loss, psnr = entry
+    return (_is_int(generation) and _is_int(step) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          and math.isfinite(v) for v in (loss, psnr)))
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_model_and_optimiser(path: Path, state: dict, options: TrainOptions, build) -> None:
+    """Load the saved model and optimiser into fresh ones, checking every name, shape and value."""
+    import torch
+
+    from lutgen.models import ModelConfig, expected_shapes
+
+    tensors, saved_optimiser = state["model"], state["optimizer"]
+    dtype = torch.float64 if options.precision == "float64" else torch.float32
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise CheckpointError(path, "it is damaged: its model is not a table of tensors")
+    expected = expected_shapes(ModelConfig(options.n_vertices, options.n_ranks, options.adaptive))
+    for key, shape in expected.items():
+        value = tensors.get(key)
+        if value is None:
+            raise CheckpointError(path, f"it is damaged: its model lacks {key!r}")
+        if tuple(value.shape) != shape or value.dtype != dtype:
+            raise CheckpointError(path, f"it is damaged: its model's {key!r} is {value.dtype} {tuple(value.shape)}, "
+                                        f"not {dtype} {shape}")
+        if not torch.isfinite(value).all():
+            raise CheckpointError(path, f"it is damaged: its model's {key!r} is not finite")
+    extra = sorted(set(tensors) - set(expected))
+    if extra:
+        raise CheckpointError(path, f"it is damaged: its model has the unexpected tensor {extra[0]!r}")
+    model, optimiser = build()
+    model.load_state_dict(tensors)
+    _check_optimiser(path, saved_optimiser, optimiser)
+
+
+def _check_optimiser(path: Path, saved, optimiser) -> None:
+    """The saved Adam state: same groups and settings, and moments of the parameters' shapes, finite."""
+    import torch
+
+    def fail(reason: str):
+        raise CheckpointError(path, f"it is damaged: its optimiser {reason}")
+
+    if not isinstance(saved, dict) or not isinstance(saved.get("param_groups"), list) \
+            or not isinstance(saved.get("state"), dict):
+        fail("state is not Adam's")
+    groups = optimiser.param_groups
+    if len(saved["param_groups"]) != len(groups):
+        fail(f"has {len(saved['param_groups'])} parameter groups, not {len(groups)}")
+    for saved_group, group in zip(saved["param_groups"], groups):
+        if not isinstance(saved_group, dict) or len(saved_group.get("params", ())) != len(group["params"]):
+            fail("groups do not match the model's parameters")
+        for key in _OPTIMISER_SETTINGS:
+            if _as_tuple(saved_group.get(key)) != _as_tuple(group[key]):
+                fail(f"setting {key} is {saved_group.get(key)!r}, not {group[key]!r}")
+    try:
+        optimiser.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError):
+        fail("state does not fit the model")
+    for group in optimiser.param_groups:
+        for parameter in group["params"]:
+            moments = optimiser.state.get(parameter, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                value = moments.get(key)
+                if value is not None and (not isinstance(value, torch.Tensor) or value.shape != parameter.shape
+                                          or not torch.isfinite(value).all()):
+                    fail(f"moment {key} does not fit its parameter or is not finite")
+            step = moments.get("step")
+            if step is not None and not (0 <= float(step) < 2**53):
+                fail(f"step count {float(step)} is not a count")
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def state_digest(state: dict) -> str:
+    """SHA-256 of everything in a checkpoint but its digest: tensors by type, shape and bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in state.items() if key != "digest"})
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"V{value!r}".encode())
 
 
 def save_checkpoint(path: Path, options: TrainOptions, seed: int, generation: int, step: int, model, optimizer,
@@ -71,6 +243,7 @@ def save_checkpoint(path: Path, options: TrainOptions, seed: int, generation: in
         "optimizer": optimizer.state_dict(),
         "history": [list(entry) for entry in history],
     }
+    state["digest"] = state_digest(state)
     try:
         with atomic_path(path) as tmp:
             torch.save(state, tmp)

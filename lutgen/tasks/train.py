@@ -31,14 +31,19 @@ file is the last generation.
 **Checkpoints.** ``last.pt`` in the checkpoint folder (default: ``NAME_checkpoints`` beside the
 output ``NAME.safetensors``) holds the model, the optimiser, the generation and the step; it is
 rewritten atomically every ``checkpoint_every`` steps (default: each epoch), at the end of each
-generation and on Ctrl-C, and ``resume`` continues from it. A checkpoint is also a model file
+generation and on Ctrl-C or SIGTERM, and ``resume`` continues from it, after checking it in full
+(:func:`lutgen.tasks.checkpoints.read_checkpoint`). A checkpoint is also a model file
 (``lutgen enhance --model .../last.pt``).
+
+**Interruptions.** Ctrl-C and SIGTERM (a ``KeyboardInterrupt``) save the steps done since the last
+checkpoint, unless they came in the middle of an optimiser update; when a generation had finished,
+its weights are written to the output path (a later ``resume`` replaces them with the last
+generation's); :attr:`TrainResult.summary` says what was written.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +51,8 @@ from pathlib import Path
 import numpy as np
 
 from lutgen.devices import check_device_name
-from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import atomic_path, check_folder_writable
-from lutgen.imaging import load_rgb_float
+from lutgen.errors import LutgenError, OptionError, interrupt_exit_code
+from lutgen.fileio import atomic_path, check_folder_writable, check_regular_file
 from lutgen.models import FIVEK_LOSS, FIVEK_TRAINING
 from lutgen.tasks.checkpoints import (
     CHECKPOINT_NAME,
@@ -57,11 +61,11 @@ from lutgen.tasks.checkpoints import (
     save_checkpoint,
     save_weights,
 )
+from lutgen.tasks.evaluate import check_distinct_folders
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
-
-GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # saturation jitter mixes with this grey
-MIN_CROP_SIDE = 16
+from lutgen.tasks.train_data import PairData, batch_indices, derived_seed
+from lutgen.tasks.train_processes import Processes, start_processes, world_size
 
 
 @dataclass
@@ -96,6 +100,11 @@ class TrainOptions:
 
 
 PRECISIONS = ("float32", "float64")
+# Bounds far beyond any useful value, that keep absurd ones (1e308) from reaching the optimiser.
+MAX_EPOCHS = 1_000_000
+MAX_LEARNING_RATE = 1.0
+MAX_FACTOR = 1_000_000  # loss weights and the interval module's learning-rate factor
+MAX_GENERATIONS = 100
 
 
 @dataclass
@@ -125,6 +134,9 @@ class TrainResult:
     generation: int  # the generation running when the run ended
     step: int  # steps done in that generation
     interrupted: bool = False
+    exit_code: int = 0  # after an interruption: 130 for Ctrl-C, 143 for SIGTERM
+    checkpointed: tuple[int, int] | None = None  # (generation, step) the checkpoint file holds, if any
+    summary: str = ""  # after an interruption: what was written, as one sentence
     leader: bool = True  # False in the other processes of a torchrun run (they print nothing)
     history: list[tuple[int, int, float, float]] = field(default_factory=list)  # (generation, step, loss, psnr)
 
@@ -135,18 +147,18 @@ class TrainResult:
 
 
 def _check_options(o: TrainOptions) -> None:
-    check_number("epochs", o.epochs, 1)
+    check_number("epochs", o.epochs, 1, MAX_EPOCHS)
     check_number("batch-size", o.batch_size, 1)
-    check_number("learning-rate", o.learning_rate, 0, low_inclusive=False)
+    check_number("learning-rate", o.learning_rate, 0, MAX_LEARNING_RATE, low_inclusive=False)
     if o.max_side is not None:
         check_number("max-side", o.max_side, 32)
     check_number("n-vertices", o.n_vertices, 2, 64)
     check_number("n-ranks", o.n_ranks, 1, 64)
     check_number("adaint-frozen-epochs", o.adaint_frozen_epochs, 0)
-    check_number("adaint-lr-factor", o.adaint_lr_factor, 0)
+    check_number("adaint-lr-factor", o.adaint_lr_factor, 0, MAX_FACTOR)
     for name in ("sparse-factor", "smooth-factor", "monotonicity-factor", "distill-weight"):
-        check_number(name, getattr(o, name.replace("-", "_")), 0)
-    check_number("generations", o.generations, 1)
+        check_number(name, getattr(o, name.replace("-", "_")), 0, MAX_FACTOR)
+    check_number("generations", o.generations, 1, MAX_GENERATIONS)
     check_number("checkpoint-every", o.checkpoint_every, 0)
     check_number("cache-megabytes", o.cache_megabytes, 0)
     if o.precision not in PRECISIONS:
@@ -174,18 +186,6 @@ def default_checkpoint_dir(output_path: Path) -> Path:
     return output_path.with_name(f"{output_path.stem}_checkpoints")
 
 
-def world_size() -> int:
-    """Processes of this run (``torchrun`` sets ``WORLD_SIZE``); 1 without torchrun."""
-    return max(1, _environment_int("WORLD_SIZE", 1))
-
-
-def _environment_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, str(default)))
-    except ValueError:
-        return default
-
-
 def validate(o: TrainOptions) -> Plan:
     """Check every option and pair the photos, without importing torch. Raises OptionError/ImageError."""
     _check_options(o)
@@ -195,182 +195,17 @@ def validate(o: TrainOptions) -> Plan:
         raise OptionError(f"--batch-size {o.batch_size} must be a multiple of the {world} processes of this run")
     checkpoint_dir = Path(o.checkpoint_dir) if o.checkpoint_dir is not None else default_checkpoint_dir(o.output_path)
     _check_outputs(o.output_path, checkpoint_dir)
+    check_distinct_folders(o.input_dir, o.target_dir)
     pairs = pair_images(o.input_dir, o.target_dir)
     if len(pairs) < o.batch_size:
         raise OptionError(f"--batch-size {o.batch_size} is larger than the {len(pairs)} photo pairs")
     resume_from = None
     if o.resume:
         resume_from = checkpoint_dir / CHECKPOINT_NAME
-        if not resume_from.is_file():
+        if not resume_from.exists() and not resume_from.is_symlink():
             raise OptionError(f"--resume: there is no checkpoint {resume_from} to resume from")
+        check_regular_file(resume_from, "checkpoint", error=OptionError)
     return Plan(pairs, checkpoint_dir, max(1, len(pairs) // o.batch_size), seed, resume_from)
-
-
-# --------------------------------------------------------------------------------------------
-# Data: deterministic batches and augmentation
-# --------------------------------------------------------------------------------------------
-
-
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed that depends on every part (``numpy.random.SeedSequence`` mixing)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint64)[0] >> 1)
-
-
-def batch_indices(seed: int, generation: int, step: int, steps_per_epoch: int, pairs: int, batch: int) -> np.ndarray:
-    """Indices of the pairs of the global batch at ``step``: a fresh permutation every epoch."""
-    epoch, position = divmod(step, steps_per_epoch)
-    order = np.random.default_rng(derived_seed(seed, generation, epoch, 0)).permutation(pairs)
-    return order[position * batch:(position + 1) * batch]
-
-
-def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
-            settings=FIVEK_TRAINING) -> tuple[np.ndarray, np.ndarray]:
-    """Random crop (height and width ratios drawn independently), horizontal flip (both), then brightness
-    and saturation jitter (input only, clipped to [0, 1]). ``x``, ``y``: ``(H, W, 3)`` float32."""
-    height, width = x.shape[:2]
-    low, high = settings.crop_ratio
-    crop_h = min(height, max(min(height, MIN_CROP_SIDE), round(height * rng.uniform(low, high))))
-    crop_w = min(width, max(min(width, MIN_CROP_SIDE), round(width * rng.uniform(low, high))))
-    top = int(rng.integers(0, height - crop_h + 1))
-    left = int(rng.integers(0, width - crop_w + 1))
-    x, y = x[top:top + crop_h, left:left + crop_w], y[top:top + crop_h, left:left + crop_w]
-    if rng.random() < settings.flip_probability:
-        x, y = x[:, ::-1], y[:, ::-1]
-    brightness = np.float32(rng.uniform(1 - settings.brightness_jitter, 1 + settings.brightness_jitter))
-    saturation = np.float32(rng.uniform(1 - settings.saturation_jitter, 1 + settings.saturation_jitter))
-    x = np.clip(x * brightness, 0, 1)
-    grey = (x @ GREY_WEIGHTS)[..., None]
-    x = np.clip(grey + saturation * (x - grey), 0, 1)
-    return np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.float32)
-
-
-class PairData:
-    """Decoded photo pairs (float32 ``(H, W, 3)`` in [0, 1], at most ``max_side``), kept while they fit."""
-
-    def __init__(self, pairs: list[ImagePair], max_side: int | None, augmented: bool, cache_bytes: int):
-        self.pairs = pairs
-        self.max_side = max_side
-        self.augmented = augmented
-        self.cache_bytes = cache_bytes
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self.cached_bytes = 0
-
-    def arrays(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        if index in self.cache:
-            return self.cache[index]
-        pair = self.pairs[index]
-        x = load_rgb_float(pair.input, self.max_side)
-        y = load_rgb_float(pair.target, self.max_side)
-        if x.shape != y.shape:
-            raise LutgenError(f"{pair.input} and its target {pair.target} load at different sizes "
-                              f"({x.shape[1]}x{x.shape[0]} and {y.shape[1]}x{y.shape[0]})")
-        if self.cached_bytes + x.nbytes + y.nbytes <= self.cache_bytes:
-            self.cache[index] = (x, y)
-            self.cached_bytes += x.nbytes + y.nbytes
-        return x, y
-
-    def sample(self, index: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y = self.arrays(index)
-        if not self.augmented:
-            return x, y
-        return augment(x, y, np.random.default_rng(seed))
-
-
-# --------------------------------------------------------------------------------------------
-# Processes and devices
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Processes:
-    """This process's place in the run: rank, number of processes, device."""
-
-    rank: int
-    world: int
-    device: object  # torch.device
-    distributed: bool
-
-    @property
-    def leader(self) -> bool:
-        return self.rank == 0
-
-    def shared(self, value: int) -> int:
-        """``value`` as the first process has it (``value`` itself without torchrun)."""
-        if not self.distributed:
-            return value
-        import torch.distributed as dist
-
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def barrier(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.distributed:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
-def start_processes(device_name: str) -> Processes:
-    """Pick the device and, under ``torchrun``, join the process group (NCCL on CUDA, gloo on the CPU).
-
-    Raises:
-        OptionError: the device is not available, or cannot serve this run's processes (one sentence).
-    """
-    from lutgen.devices import pick_device
-
-    name = check_device_name(device_name)
-    world = world_size()
-    if world == 1:
-        return Processes(0, 1, pick_device(name), False)
-    import torch
-    import torch.distributed as dist
-
-    local_world = _environment_int("LOCAL_WORLD_SIZE", world)
-    device = _process_device(name, _environment_int("LOCAL_RANK", 0), local_world)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Processes(dist.get_rank(), dist.get_world_size(), device, True)
-
-
-def _process_device(name: str, local_rank: int, local_world: int):
-    """The device of the process ``local_rank`` of ``local_world`` on this machine, for ``--device name``.
-
-    ``cuda``: GPU ``local_rank``; ``cuda:N``: GPU N, for one process per machine; ``auto``: ``cuda``
-    where CUDA is available, else the CPU; ``mps`` is refused (its processes cannot share it).
-    """
-    import torch
-
-    from lutgen.devices import pick_device
-
-    if name == "mps":
-        raise OptionError("--device mps cannot be used under torchrun, since several processes cannot share "
-                          "the MPS device; use --device cpu or run without torchrun")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return pick_device("cpu")
-    if name == "cuda":
-        pick_device("cuda")  # one sentence when there is no CUDA GPU
-        count = torch.cuda.device_count()
-        if local_rank >= count:
-            raise OptionError(f"torchrun started {local_world} processes on this machine, but it has {count} "
-                              f"CUDA GPU(s); use --nproc-per-node {count} or fewer")
-        return pick_device(f"cuda:{local_rank}")
-    if local_world > 1:
-        raise OptionError(f"--device {name} names one GPU, but torchrun started {local_world} processes on this "
-                          "machine; use --device cuda (process i takes GPU i)")
-    return pick_device(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,9 +272,12 @@ def train(options: TrainOptions, echo: Callable[[str], None] = print,
 
 
 def _run(options: TrainOptions, plan: Plan, processes: Processes, echo, progress) -> TrainResult:
-    resume = read_checkpoint(plan.resume_from, options) if plan.resume_from is not None else None
-    seed = resume["seed"] if resume is not None else plan.seed
     total_steps = options.epochs * plan.steps_per_epoch
+    resume = None
+    if plan.resume_from is not None:
+        resume = read_checkpoint(plan.resume_from, options, total_steps,
+                                 lambda: _build(options, plan.seed, 0, _cpu_device()))
+    seed = resume["seed"] if resume is not None else plan.seed
     data = PairData(plan.pairs, options.max_side, options.augment, options.cache_megabytes << 20)
     generation_paths = [plan.checkpoint_dir / f"generation_{g}.safetensors" for g in range(options.generations)]
     first_generation = resume["generation"] if resume is not None else 0
@@ -447,7 +285,9 @@ def _run(options: TrainOptions, plan: Plan, processes: Processes, echo, progress
                          first_generation, 0, leader=processes.leader)
     if resume is not None:
         result.history = [tuple(entry) for entry in resume["history"]]
-    done_before = first_generation * total_steps + (resume["step"] if resume is not None else 0)
+        result.step = resume["step"]
+        result.checkpointed = (first_generation, resume["step"])
+    done_before = first_generation * total_steps + result.step
     echo(f"{len(plan.pairs)} photo pairs, {plan.steps_per_epoch} steps per epoch, {options.epochs} epochs, "
          f"{options.generations} generation(s); {processes.world} process(es) on {processes.device}; seed {seed}")
     if resume is not None:
@@ -457,22 +297,73 @@ def _run(options: TrainOptions, plan: Plan, processes: Processes, echo, progress
         for generation in range(first_generation, options.generations):
             result.generation = generation
             state = resume if resume is not None and resume["generation"] == generation else None
-            finished = _train_generation(options, plan, processes, data, seed, generation, state, total_steps,
-                                         generation_paths, result, bar, echo)
-            if not finished:
-                result.interrupted = True
-                return result
+            _train_generation(options, plan, processes, data, seed, generation, state, total_steps,
+                              generation_paths, result, bar)
             result.generation_paths.append(generation_paths[generation])
+        if processes.leader:
+            _write_output(generation_paths[-1], options.output_path)
+        result.output_path = Path(options.output_path)
+    except KeyboardInterrupt as interruption:
+        result.interrupted = True
+        result.exit_code = interrupt_exit_code(interruption)
+        bar.close()
+        _after_interruption(options, result)
+        echo(result.summary)
     finally:
         bar.close()
-    if processes.leader:
-        try:
-            with atomic_path(options.output_path) as tmp:
-                tmp.write_bytes(generation_paths[-1].read_bytes())
-        except OSError as error:
-            raise LutgenError(f"cannot write {options.output_path}: {error.strerror or error}") from None
-    result.output_path = Path(options.output_path)
     return result
+
+
+def _cpu_device():
+    import torch
+
+    return torch.device("cpu")
+
+
+def _write_output(generation_path: Path, output_path: Path) -> None:
+    """Copy a finished generation's weights file to the output path, atomically."""
+    try:
+        with atomic_path(output_path) as tmp:
+            tmp.write_bytes(generation_path.read_bytes())
+    except OSError as error:
+        raise LutgenError(f"cannot write {output_path}: {error.strerror or error}") from None
+
+
+def _after_interruption(options: TrainOptions, result: TrainResult) -> None:
+    """After Ctrl-C or SIGTERM: put the last finished generation at the output path (if there is one and it
+    is not there yet) and say in ``result.summary``, as one sentence, what the files now hold."""
+    notes = []
+    if result.leader and result.generation_paths and result.output_path is None:
+        try:
+            _write_output(result.generation_paths[-1], options.output_path)
+            result.output_path = Path(options.output_path)
+        except LutgenError as error:
+            notes.append(str(error))
+    summary = interruption_summary(result)
+    if result.output_path is not None:
+        last = len(result.generation_paths) - 1
+        if last + 1 < options.generations:
+            summary += (f"; wrote {result.output_path} from generation {last}, the last finished one "
+                        "(--resume trains the rest and replaces it)")
+        else:
+            summary += f"; every generation is finished and {result.output_path} holds the last"
+    result.summary = "; ".join([summary, *notes])
+
+
+def interruption_summary(result: TrainResult) -> str:
+    """One sentence: where the run stopped, what the checkpoint holds, which generations are finished."""
+    total = result.steps_per_generation
+    text = f"interrupted in generation {result.generation} after step {result.step} of {total}"
+    if result.checkpointed is None:
+        text += "; nothing was trained far enough to save, no checkpoint was written"
+    else:
+        generation, step = result.checkpointed
+        text += (f"; the checkpoint {result.checkpoint_path} holds generation {generation} at step {step} "
+                 "(continue with --resume)")
+    if result.generation_paths:
+        names = ", ".join(path.name for path in result.generation_paths)
+        text += f"; finished generation(s): {names} in {result.generation_paths[0].parent}"
+    return text
 
 
 def _build(options: TrainOptions, seed: int, generation: int, device):
@@ -507,8 +398,13 @@ def _teacher(path: Path, device, options: TrainOptions):
 
 
 def _train_generation(options, plan, processes, data, seed, generation, state, total_steps, generation_paths,
-                      result, bar, echo) -> bool:
-    """Train one generation from ``state`` (or from scratch); returns False when Ctrl-C stopped it."""
+                      result, bar) -> None:
+    """Train one generation from ``state`` (or from scratch) and save its weights file.
+
+    On Ctrl-C or SIGTERM (``KeyboardInterrupt``) the steps done since the last checkpoint are saved
+    in a new one, unless the interruption came in the middle of an optimiser update (the model is then
+    half-updated, and the previous checkpoint is kept); then the interruption goes on.
+    """
     device = processes.device
     model, optimizer = _build(options, seed, generation, device)
     step = 0
@@ -532,12 +428,17 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
     def checkpoint(at_step: int) -> None:
         if processes.leader:
             save_checkpoint(plan.checkpoint_path, options, seed, generation, at_step, model, optimizer,
-                             result.history)
+                            result.history)
+            result.checkpointed = (generation, at_step)
 
+    updating = False
     try:
         while step < total_steps:
             loss, psnr = _one_step(options, plan, processes, data, seed, generation, step, wrapped, model,
-                                   optimizer, teacher, device)
+                                   teacher, device)
+            updating = True
+            optimizer.step()
+            updating = False
             step += 1
             result.step = step
             epoch_losses.append((loss, psnr))
@@ -551,20 +452,18 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
                 checkpoint(step)
                 saved_step = step
     except KeyboardInterrupt:
-        if step > saved_step:
+        if step > saved_step and not updating:
             checkpoint(step)
-        echo(f"interrupted in generation {generation} after step {step}; the checkpoint {plan.checkpoint_path} "
-             "holds it (continue with --resume)")
-        return False
+        raise
     if processes.leader:
         save_weights(model, generation_paths[generation], metadata(options, seed, generation, step))
     processes.barrier()  # the next generation's teacher is read from that file
-    return True
 
 
-def _one_step(options, plan, processes, data, seed, generation, step, wrapped, model, optimizer, teacher,
+def _one_step(options, plan, processes, data, seed, generation, step, wrapped, model, teacher,
               device) -> tuple[float, float]:
-    """One optimiser step on this process's share of the global batch; returns (loss, batch PSNR)."""
+    """The gradients of this process's share of the global batch (the caller then steps the optimiser);
+    returns (loss, batch PSNR)."""
     import torch
 
     batch = batch_indices(seed, generation, step, plan.steps_per_epoch, len(plan.pairs), options.batch_size)
@@ -582,13 +481,12 @@ def _one_step(options, plan, processes, data, seed, generation, step, wrapped, m
     else:
         teachers = [None] * len(inputs)
     loss, mse_sum = wrapped(inputs, targets, teachers, seeds)
-    optimizer.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=True)
     loss.backward()
     epoch = step // plan.steps_per_epoch
     if epoch < options.adaint_frozen_epochs:
         for parameter in model.adaint_parameters():
             parameter.grad = None  # frozen: no update and no optimiser state, as with requires_grad=False
-    optimizer.step()
     statistics = torch.stack([loss.detach(), mse_sum.detach()])
     if processes.distributed:
         import torch.distributed as dist
