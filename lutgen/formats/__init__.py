@@ -32,8 +32,13 @@ def _extension(path: Path, action: str) -> str:
 def read_lut(path: str | Path) -> LUT:
     """Read the LUT file at ``path``, choosing the format by its extension.
 
+    Only a regular file is opened: a FIFO, a device, a folder or a dangling link is refused by
+    name before anything is read. Reading takes the table plus a few tens of MB of memory, and
+    refuses a file far larger than its sizes can need (see :mod:`lutgen.formats.cube`).
+
     Raises:
-        LutgenError: the extension is unknown or the file cannot be read.
+        LutgenError: the extension is unknown, or the file is missing, not a regular file or
+            cannot be read.
         CubeFormatError: the file is not a valid ``.cube`` file (names the file and the line).
     """
     path = Path(path)
