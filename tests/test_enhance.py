@@ -20,7 +20,7 @@ from adaint_reference import ROOT, SHIPPED_SRGB, read_published_tensors, referen
 
 from lutgen.color.adaint import psnr, sample_colours
 from lutgen.color.cpu import apply_lut_array
-from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.errors import ImageError, LutgenError, OptionError, Terminated
 from lutgen.formats import read_lut
 from lutgen.imaging import ImageData, load_image, save_image
 from lutgen.models import load_weights
@@ -240,3 +240,115 @@ def test_cli_reports_a_bad_model_in_one_sentence(photo, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.strip() and "torch" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: unknown model 'fivek-unknown'"), result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------------
+# A photo's files are written together: an interruption leaves all of them or none
+# ------------------------------------------------------------------------------------------------
+
+
+def _text_writer(text: str):
+    return lambda path: Path(path).write_text(text)
+
+
+def test_write_together_leaves_every_file_or_none(tmp_path):
+    from lutgen.tasks.enhance import write_together
+
+    def interrupt(path):
+        raise Terminated()
+
+    files = [(tmp_path / "a.txt", _text_writer("a")), (tmp_path / "b.txt", _text_writer("b")),
+             (tmp_path / "c.txt", interrupt)]
+    with pytest.raises(Terminated):
+        write_together(files)
+    assert list(tmp_path.iterdir()) == []  # neither targets nor temporary files
+
+    blocker = tmp_path / "c.txt"
+    blocker.mkdir()
+    (blocker / "keep").write_text("a folder where the last file should go")
+    with pytest.raises(LutgenError, match=rf"^cannot write {blocker}: Is a directory"):
+        write_together([(tmp_path / "a.txt", _text_writer("a")), (tmp_path / "b.txt", _text_writer("b")),
+                        (blocker, _text_writer("c"))])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]  # a.txt and b.txt were renamed, then removed
+    blocker.joinpath("keep").unlink()
+    blocker.rmdir()
+
+    write_together([(tmp_path / "a.txt", _text_writer("a")), (tmp_path / "b.txt", _text_writer("b"))])
+    assert (tmp_path / "a.txt").read_text() == "a" and (tmp_path / "b.txt").read_text() == "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_an_interruption_between_a_photos_files_leaves_none_of_them(photo, tmp_path):
+    """The real writers of one photo (image, shaper cube, plain cube), interrupted after each in turn."""
+    from lutgen.tasks.enhance import make_enhancer, photo_files, write_together
+
+    image = load_image(photo)
+    prediction = make_enhancer(load_weights("fivek-srgb"), "cpu")(image.rgb)
+    target = tmp_path / "out" / "m00.png"
+    for stop_after in range(3):
+        _, files = photo_files(prediction, image, target, 95, True, "fivek-srgb")
+        assert [path.name for path, _ in files] == ["m00.png", "m00.cube", "m00_33.cube"]
+        path, write = files[stop_after]
+
+        def write_then_interrupt(temporary, write=write):
+            write(temporary)
+            assert Path(temporary).stat().st_size > 0
+            raise KeyboardInterrupt
+
+        files[stop_after] = (path, write_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            write_together(files)
+        assert list(target.parent.iterdir()) == []
+    _, files = photo_files(prediction, image, target, 95, True, "fivek-srgb")
+    write_together(files)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m00.cube", "m00.png", "m00_33.cube"]
+
+
+def test_errors_from_a_writer_name_the_target_not_its_temporary(tmp_path):
+    from lutgen.tasks.enhance import write_together
+
+    def refuse(path):
+        raise ImageError(f"cannot write {path}: the disk is full")
+
+    target = tmp_path / "x.png"
+    with pytest.raises(LutgenError, match=rf"^cannot write {target}: the disk is full$"):
+        write_together([(target, refuse)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_leaves_complete_photo_sets_and_exits_143(tmp_path):
+    """SIGTERM while enhancing a folder with --export-cube: exit 143 with one line, and every photo has all
+    three files or none (the signal lands anywhere; the property must hold wherever it does)."""
+    import signal
+    import time
+
+    from cli_runner import ROOT as REPO
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = load_image(ROOT / "images" / "coffee.jpg").rgb
+    for i in range(30):
+        crop = np.ascontiguousarray(np.roll(source, 7 * i, axis=1)[:120, :160])
+        save_image(ImageData(rgb=crop), folder / f"m{i:02d}.png")
+    out = tmp_path / "out"
+    command = [sys.executable, str(REPO / "main.py"), "enhance", str(folder), "-d", str(out), "--export-cube"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None and not list(out.glob("*_33.cube")):
+            time.sleep(0.01)
+        time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 143, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line]  # not the progress bar
+    assert lines == ["error: interrupted; the images finished so far are written, none is half-written"], stderr
+    names = {p.name for p in out.iterdir()}
+    assert not [name for name in names if ".part" in name or name.startswith(".")]
+    finished = {name[:-4] for name in names if name.endswith(".png")}
+    assert 0 < len(finished) < 30
+    assert names == {f"{stem}{suffix}" for stem in finished for suffix in (".png", ".cube", "_33.cube")}

@@ -12,11 +12,14 @@ view of it; the photo is then graded by that adaptive-interval LUT at full resol
 With ``export_cube`` each output ``NAME.EXT`` gets ``NAME.cube`` (Resolve style: shaper + 3D, the
 LUT the CPU path applied, so ``lutgen infer NAME.cube photo`` gives the same image) and
 ``NAME_33.cube`` (a plain 33^3 resampling for readers without shaper support, with its fidelity to
-the transform on this photo as a PSNR).
+the transform on this photo as a PSNR). A photo's files are written together
+(:func:`write_together`): an interruption leaves all of them or none.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +37,7 @@ from lutgen.tasks.infer import plan_outputs
 from lutgen.tasks.options import check_quality
 
 PLAIN_SIZE = 33
+Writer = Callable[[Path], None]  # writes one output file to the path it is given
 
 
 @dataclass
@@ -162,14 +166,16 @@ def make_enhancer(weights: Weights, device: str) -> Callable[[np.ndarray], Predi
     return _TorchEnhancer(weights, torch_device)
 
 
-def export_luts(prediction: Prediction, image: ImageData, target: Path, label: str,
-                plain_size: int = PLAIN_SIZE) -> ExportedLUTs:
-    """Write the photo's shaper + 3D LUT and its plain resampling beside ``target``."""
+def cube_files(prediction: Prediction, image: ImageData, target: Path, label: str,
+               plain_size: int = PLAIN_SIZE) -> tuple[ExportedLUTs, list[tuple[Path, Writer]]]:
+    """The photo's shaper + 3D LUT and its plain resampling, ready to be written beside ``target``.
+
+    The resampling and its fidelity are computed here; the writers (``write(path)``) only write.
+    """
     from lutgen.color.adaint import ailut_array
     from lutgen.color.cpu import apply_lut_array
 
     shaper_cube, plain_cube = cube_paths(target, plain_size)
-    write_lut(prediction.lut, shaper_cube, style="resolve")
     colours = sample_colours(image.rgb)
     plain = resample_to_lut(prediction.table, prediction.vertices, plain_size)
     fidelity = psnr(apply_lut_array(colours, plain), ailut_array(colours, prediction.table, prediction.vertices))
@@ -179,8 +185,79 @@ def export_luts(prediction: Prediction, image: ImageData, target: Path, label: s
         comments=(f"PSNR against the adaptive-interval transform on {image.path.name if image.path else 'the photo'}: "
                   f"{fidelity:.2f} dB",),
     )
-    write_lut(plain, plain_cube, style="adobe")
-    return ExportedLUTs(shaper_cube, plain_cube, fidelity)
+    writers = [
+        (shaper_cube, lambda path: write_lut(prediction.lut, path, style="resolve")),
+        (plain_cube, lambda path: write_lut(plain, path, style="adobe")),
+    ]
+    return ExportedLUTs(shaper_cube, plain_cube, fidelity), writers
+
+
+def write_together(files: Sequence[tuple[Path, Writer]]) -> None:
+    """Write every ``(target, write)`` of ``files`` so that all of the targets appear, or none.
+
+    Each ``write(path)`` writes its file to a temporary path beside its target; once all are written,
+    they are renamed onto their targets. Any exception, Ctrl-C and SIGTERM included, removes the
+    temporary files and the targets already renamed, so an interruption never leaves part of the set.
+    Errors that name a temporary file are reworded to name its target.
+    """
+    temporaries: list[Path] = []
+    placed: list[Path] = []
+    target = None
+    try:
+        for target, write in files:
+            temporaries.append(_temporary_beside(target))
+            _write_naming_target(write, temporaries[-1], target)
+        for (target, _), temporary in zip(files, temporaries):
+            os.chmod(temporary, _new_file_mode(target))
+            os.replace(temporary, target)
+            placed.append(target)
+    except BaseException as error:
+        for path in (*temporaries, *placed):
+            path.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
+        raise
+
+
+def _temporary_beside(target: Path) -> Path:
+    """An empty temporary file in ``target``'s folder, keeping its suffix (writers choose formats by it)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
+                                        dir=target.parent)
+    except OSError as error:
+        raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
+    os.close(handle)
+    return Path(name)
+
+
+def _write_naming_target(write: Writer, temporary: Path, target: Path) -> None:
+    try:
+        write(temporary)
+    except LutgenError as error:
+        raise LutgenError(str(error).replace(str(temporary), str(target))) from None
+
+
+def _new_file_mode(target: Path) -> int:
+    """The replaced file's permissions, or those ``open(target, "w")`` would give."""
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def photo_files(prediction: Prediction, image: ImageData, target: Path, quality: int, export_cube: bool,
+                label: str, plain_size: int = PLAIN_SIZE) -> tuple[ExportedLUTs | None, list[tuple[Path, Writer]]]:
+    """Everything ``enhance`` writes for one photo: the graded image and, with ``export_cube``, its LUTs."""
+    graded = replace(image, rgb=prediction.graded)
+    files: list[tuple[Path, Writer]] = [(target, lambda path: save_image(graded, path, quality=quality))]
+    exported = None
+    if export_cube:
+        exported, cubes = cube_files(prediction, image, target, label, plain_size)
+        files += cubes
+    return exported, files
 
 
 def enhance(
@@ -197,7 +274,8 @@ def enhance(
     """Enhance every image of ``inputs`` (files or folders) with ``model`` (a shipped name or a file).
 
     Images that cannot be read, or for which the model predicts no usable LUT, are reported in the
-    result and skipped; the others are written atomically with their bit depth, EXIF and ICC profile.
+    result and skipped; the others are written with their bit depth, EXIF and ICC profile, each photo's
+    files (image and LUTs) all together or not at all (:func:`write_together`).
     Raises :class:`LutgenError` (one sentence) for bad options, a missing or invalid model, or outputs
     that would overwrite an input.
     """
@@ -221,8 +299,9 @@ def enhance(
         except LutgenError as error:
             result.failed.append((source, str(error)))
             continue
-        save_image(replace(image, rgb=prediction.graded), target, quality=quality)
+        exported, files = photo_files(prediction, image, target, quality, export_cube, label, plain_size)
+        write_together(files)
         result.written.append(target)
-        if export_cube:
-            result.exported[target] = export_luts(prediction, image, target, label, plain_size)
+        if exported is not None:
+            result.exported[target] = exported
     return result
