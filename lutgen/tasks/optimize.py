@@ -247,6 +247,11 @@ def _check_image_folder(folder: Path) -> None:
         raise ImageError(f"--image-folder {folder} is not a folder; give the folder that holds the training images")
 
 
+def _real(path: Path) -> Path:
+    """``path`` with every symbolic link followed (a link loop is left as it is, without an error)."""
+    return Path(os.path.realpath(path))
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -254,20 +259,20 @@ def _inside(path: Path, folder: Path) -> bool:
 def _check_nothing_overwritten(output: Path, log_dir: Path | None, folder: Path, inputs: list[Path]) -> None:
     """Refuse outputs that would replace an input: a log folder in the image folder, an output that is
     an input (symbolic links followed), or an input in the log folder under a name the log writes."""
-    out = output.resolve()
+    out = _real(output)
     for source in inputs:
-        if source.resolve() == out:
+        if _real(source) == out:
             raise OptionError(f"--output-path {output} is the input {source}; choose another file for the LUT")
     if log_dir is None:
         return
-    logs = log_dir.resolve()
-    if _inside(logs, folder.resolve()):
+    logs = _real(log_dir)
+    if _inside(logs, _real(folder)):
         raise OptionError(
             f"the log folder {log_dir} (--log-dir) is inside the image folder {folder}, where the log would "
             "write among the images it reads; choose a log folder outside it"
         )
     for path, what in ((output, "--output-path"), *((source, "the input") for source in inputs)):
-        if path.resolve().parent == logs and is_log_file_name(path.name):
+        if _real(path).parent == logs and is_log_file_name(path.name):
             raise OptionError(
                 f"{what} {path} is in the log folder {log_dir}, where the training log writes a file "
                 f"of that name; choose another --log-dir"
