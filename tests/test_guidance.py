@@ -157,6 +157,22 @@ def test_unusable_weights_files_are_refused_before_loading(tmp_path, tiny_clip_r
     assert fragment in str(caught.value) and name in str(caught.value) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        ({"open_clip_model.safetensors": b"garbage"}, "the weights file .*open_clip_model.safetensors is not a safetensors"),
+        ({"weights.pt": b"PK\x03\x04"}, "has no weights file"),  # open_clip does not look for .pt files here
+        ({"open_clip_pytorch_model.bin": b"GIF89a"}, "open_clip_pytorch_model.bin is neither a torch checkpoint"),
+    ],
+)
+def test_local_dir_weights_are_checked_before_loading(tmp_path, tiny_clip_dir, files, fragment):
+    (tmp_path / "open_clip_config.json").write_bytes((tiny_clip_dir / "open_clip_config.json").read_bytes())
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    with pytest.raises(OptionError, match=fragment):
+        guidance.resolve_weights(f"local-dir:{tmp_path}", None)
+
+
 def test_a_tag_wins_over_a_folder_of_the_same_name(tmp_path, empty_hub, monkeypatch):
     monkeypatch.setattr(empty_hub, "HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)

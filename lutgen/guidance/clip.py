@@ -35,7 +35,13 @@ from torch import nn
 
 from lutgen.errors import LutgenError, OptionError
 from lutgen.guidance import check_clip_precision
-from lutgen.guidance.config import CONFIG_NAME, check_image_size, check_weights_file, read_local_config
+from lutgen.guidance.config import (
+    CONFIG_NAME,
+    check_image_size,
+    check_weights_file,
+    local_dir_weights,
+    read_local_config,
+)
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
@@ -165,8 +171,10 @@ def _resolve_local_dir(model_name: str) -> WeightsSource:
     if not os.path.lexists(folder / CONFIG_NAME):
         raise OptionError(f"--clip-model {model_name}: {folder} has no {CONFIG_NAME}")
     read_local_config(folder)
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir() if p.is_file()):
+    weights = local_dir_weights(folder)
+    if weights is None:
         raise OptionError(f"--clip-model {model_name}: {folder} has no weights file (open_clip_model.safetensors)")
+    check_weights_file(weights, f"--clip-model {model_name}: the weights file")
     name = f"{LOCAL_DIR_PREFIX}{folder}"
     return WeightsSource(name, None, name)
 

@@ -24,6 +24,12 @@ MAX_IMAGE_SIZE = 1024
 """The largest image side a CLIP configuration may ask for (published models use 224 to 448)."""
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SAFETENSORS_HEADER = 100 << 20  # safetensors' own limit on the JSON header
+LOCAL_DIR_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth")
+LOCAL_DIR_PREFERRED = (
+    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth", "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
+)
+"""The weights files open_clip looks for in a ``local-dir:`` folder, in its order of preference."""
 _TORCH_MAGICS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, or a pickle (protocol 2 and later)
 
 
@@ -108,25 +114,37 @@ def read_local_config(folder: Path) -> dict:
     return data
 
 
-def check_weights_file(path: Path) -> Path:
+def local_dir_weights(folder: Path) -> Path | None:
+    """The weights file open_clip loads from a ``local-dir:`` folder (its own order of preference), or None."""
+    found = [p for p in Path(folder).iterdir() if p.suffix in LOCAL_DIR_WEIGHT_SUFFIXES]
+    preferred = [p for p in found if p.name in LOCAL_DIR_PREFERRED]
+    preferred.sort(key=lambda p: LOCAL_DIR_PREFERRED.index(p.name))
+    if preferred:
+        return preferred[0]
+    found.sort(key=lambda p: (p.suffix != ".safetensors", p.name))
+    return found[0] if found else None
+
+
+def check_weights_file(path: Path, what: str = "--clip-pretrained") -> Path:
     """Refuse a weights file that open_clip could not load, by its first bytes (loads nothing).
 
     ``.safetensors`` files must start with a sane header length and a JSON object; every other
-    file is read by ``torch.load`` and must be a zip archive (``torch.save``) or a pickle.
+    file is read by ``torch.load`` and must be a zip archive (``torch.save``) or a pickle. ``what``
+    names the file's origin in the message.
     """
     path = check_regular_file(path, "weights file", OptionError)
     size = path.stat().st_size
     if size == 0:
-        raise OptionError(f"--clip-pretrained {path} is empty; it is not a weights file")
+        raise OptionError(f"{what} {path} is empty; it is not a weights file")
     with open(path, "rb") as handle:
         head = handle.read(8)
         if path.suffix.lower() == ".safetensors":
             length = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
             if not 2 <= length <= min(MAX_SAFETENSORS_HEADER, size - 8) or handle.read(1) != b"{":
-                raise OptionError(f"--clip-pretrained {path} is not a safetensors file (its header is damaged)")
+                raise OptionError(f"{what} {path} is not a safetensors file (its header is damaged)")
         elif not head.startswith(_TORCH_MAGICS):
             raise OptionError(
-                f"--clip-pretrained {path} is neither a torch checkpoint nor a pickle; "
+                f"{what} {path} is neither a torch checkpoint nor a pickle; "
                 "give a .safetensors, .bin, .pt or .pth weights file"
             )
     return path
