@@ -21,6 +21,7 @@ import pytest
 from cli_runner import one_sentence_error, run_lutgen
 from lutgen.errors import CubeFormatError, LutgenError
 from lutgen.formats import cube as cube_module
+from lutgen.formats import cube_lines
 from lutgen.formats import read_lut
 from lutgen.lut import LUT, SMALLEST_SPAN, Shaper
 from lutgen.tasks.info import describe
@@ -113,22 +114,23 @@ def test_dangling_link_is_refused(tmp_path):
 
 def test_long_title_is_refused_with_its_line(tmp_path):
     path = write(tmp_path, "# hello\nTITLE \"" + "x" * 10_000_000 + "\"\n" + IDENTITY_2)
-    refused(path, 2, f"longer than {cube_module.MAX_LINE_BYTES} bytes")
+    refused(path, 2, f"longer than {cube_lines.MAX_LINE_BYTES} bytes")
 
 
 def test_long_data_line_is_refused_with_its_line(tmp_path):
-    long_row = "0 " * cube_module.MAX_LINE_BYTES
+    long_row = "0 " * cube_lines.MAX_LINE_BYTES
     refused(write(tmp_path, with_last_row(long_row)), 9, "longer than")  # inside one chunk
     single_line = "LUT_3D_SIZE 256\n" + "0 " * 3_000_000  # longer than a chunk, never ends
     refused(write(tmp_path, single_line, "one-line.cube"), 2, "longer than")
 
 
 def test_line_of_the_limit_is_read(tmp_path):
-    title = "x" * (cube_module.MAX_LINE_BYTES - len('TITLE ""'))
+    title = "x" * (cube_lines.MAX_LINE_BYTES - len('TITLE ""'))
     lut = read_lut(write(tmp_path, f'TITLE "{title}"\n' + IDENTITY_2))
     assert lut.title == title
     refused(write(tmp_path, f'TITLE "{title}x"\n' + IDENTITY_2, "over.cube"), 1, "longer than")
-    refused(write(tmp_path, with_last_row("1 1 1" + " " * cube_module.MAX_LINE_BYTES), "end.cube"), 9, "longer")
+    padded = with_last_row("1 1 1" + " " * cube_lines.MAX_LINE_BYTES)
+    refused(write(tmp_path, padded, "end.cube"), 9, "longer")
 
 
 def test_file_far_larger_than_its_size_needs_is_refused_before_reading_data(tmp_path):
@@ -156,7 +158,7 @@ def test_file_larger_than_any_cube_file_is_refused_first(tmp_path, monkeypatch):
 
 def test_a_file_that_grows_while_read_is_cut_off(tmp_path):
     stream = io.BytesIO(b"# growing\n" * 1000)
-    source = cube_module._Source(tmp_path / "log.cube", stream, max_bytes=5000, chunk_bytes=1024)
+    source = cube_lines.LineBlocks(tmp_path / "log.cube", stream, max_bytes=5000, chunk_bytes=1024)
     with pytest.raises(CubeFormatError, match="log.cube: the file grew beyond 5000 bytes while being read"):
         list(source.blocks())
 
@@ -254,7 +256,7 @@ def test_chunk_boundaries_do_not_change_what_is_read(tmp_path, monkeypatch, chun
     path = write(tmp_path, CHUNKED)
     whole = read_lut(path)
     assert whole.title == "t" and whole.comments == ("first", "mid") and whole.shaper.size == 3
-    monkeypatch.setattr(cube_module, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(cube_lines, "CHUNK_BYTES", chunk)
     pieces = read_lut(path)
     np.testing.assert_array_equal(pieces.table, whole.table)
     np.testing.assert_array_equal(pieces.shaper.table, whole.shaper.table)
@@ -268,7 +270,7 @@ def test_chunk_boundaries_do_not_change_what_is_read(tmp_path, monkeypatch, chun
 
 
 def test_rows_spread_over_many_chunks_read_exactly(tmp_path, monkeypatch):
-    monkeypatch.setattr(cube_module, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(cube_lines, "CHUNK_BYTES", 4096)
     values = np.random.default_rng(4).uniform(-2, 2, (17**3, 3))
     lines = [" ".join(f"{v:.{(i + c) % 17 + 1}g}" for c, v in enumerate(row)) for i, row in enumerate(values)]
     lines[100] = "# a comment between rows"

@@ -21,10 +21,11 @@ Numbers are ASCII (``[+-]digits[.digits][e[+-]digits]``) separated by ASCII spac
 else that is wrong raises :class:`~lutgen.errors.CubeFormatError` naming the file and the line.
 
 Limits, so that any file is read in bounded memory and time: only regular files are opened (never a
-FIFO or a device); a line holds at most :data:`MAX_LINE_BYTES`; a file holds at most
+FIFO or a device); a line holds at most ``cube_lines.MAX_LINE_BYTES``; a file holds at most
 :data:`MAX_COMMENT_LINES` comment lines; and a file may be at most :data:`SLACK_BYTES` plus
-:data:`ROW_BYTES` per data row its sizes call for. The file is read in chunks of :data:`CHUNK_BYTES`
-into one preallocated float64 array, so reading takes the table plus a few tens of MB.
+:data:`ROW_BYTES` per data row its sizes call for. The file is read in chunks of
+``cube_lines.CHUNK_BYTES`` (:mod:`lutgen.formats.cube_lines`) into one preallocated float64 array,
+so reading takes the table plus a few tens of MB.
 
 Each chunk is parsed with vectorised numpy (exactly, to the same float64 as ``float()``, in
 :mod:`lutgen.formats.cube_numbers`); a chunk that is not plainly valid goes through a line-by-line
@@ -34,17 +35,15 @@ pass that finds the error and its line.
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lutgen.errors import CubeFormatError, LutgenError
-from lutgen.fileio import check_regular_file
+from lutgen.errors import CubeFormatError
+from lutgen.formats.cube_lines import LineBlocks, megabytes, open_regular_file
 from lutgen.formats.cube_numbers import fast_rows
 from lutgen.formats.cube_write import MAX_DECIMALS, STYLES, format_rows, write_cube
 from lutgen.lut import (
@@ -60,19 +59,12 @@ from lutgen.lut import (
 
 __all__ = ["read_cube", "write_cube", "format_rows", "STYLES", "MAX_DECIMALS"]
 
-MAX_LINE_BYTES = 65536
-"""The longest line read (a data row takes ~30 bytes, a long TITLE or comment a few hundred)."""
 MAX_COMMENT_LINES = 10_000
 """The most ``#`` comment lines a file may hold (they are kept in ``LUT.comments``)."""
 ROW_BYTES = 256
 """Room per data row when judging a file's size: three 17-digit numbers with exponents need ~75."""
 SLACK_BYTES = 16 * 2**20
 """Room beyond the data rows, for the header, comments and blank lines."""
-CHUNK_BYTES = 2**20
-"""How much of the file is read and parsed at a time (about 40,000 rows of 6-decimal numbers)."""
-
-_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _DECIMAL_COMMA = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]+")
@@ -126,9 +118,9 @@ def read_cube(path: str | Path) -> LUT:
         CubeFormatError: the file is not a valid ``.cube`` file; the message names the line.
     """
     path = Path(path)
-    stream, size = _open(path)
+    stream, size = open_regular_file(path, ".cube file")
     with stream:
-        source = _Source(path, stream, _largest_file(path, size))
+        source = LineBlocks(path, stream, _largest_file(path, size))
         blocks = source.blocks()
         header, data = _parse_header(path, blocks)
         expected, needs = _expected_rows(path, header, data[0] if data else None)
@@ -142,32 +134,12 @@ def read_cube(path: str | Path) -> LUT:
     return _build_lut(path, header, rows)
 
 
-def _open(path: Path):
-    """The file opened for reading, unbuffered, and its size; only a regular file is opened."""
-    check_regular_file(path, ".cube file")
-    try:
-        # O_NONBLOCK: a FIFO swapped in since the check cannot block the open.
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as error:
-        raise LutgenError(f"cannot read {path}: {error.strerror or error}") from None
-    info = os.fstat(descriptor)
-    if not stat.S_ISREG(info.st_mode):
-        os.close(descriptor)
-        raise LutgenError(f"cannot read {path}: it is not a regular .cube file")
-    return os.fdopen(descriptor, "rb", buffering=0), info.st_size
-
-
-def _megabytes(count: int) -> str:
-    """A file size for a message: ``"17.3 MB"``, or ``"523 bytes"`` below a megabyte."""
-    return f"{count / 1e6:.1f} MB" if count >= 10**6 else f"{count} bytes"
-
-
 def _largest_file(path: Path, size: int) -> int:
     """The most bytes any ``.cube`` file may take; a larger file is refused before it is read."""
     most = _most_bytes(MAX_1D_SIZE + MAX_3D_SIZE**3)
     if size > most:
         largest = f"LUT_1D_SIZE {MAX_1D_SIZE} and LUT_3D_SIZE {MAX_3D_SIZE}"
-        message = f"the file has {_megabytes(size)}, more than the {_megabytes(most)} that the largest "
+        message = f"the file has {megabytes(size)}, more than the {megabytes(most)} that the largest "
         raise CubeFormatError(path, message + f".cube file ({largest}) may take")
     return most
 
@@ -178,105 +150,13 @@ def _check_file_size(path: Path, header: _Header, size: int, expected: int, need
     if size > most:
         line = max(header.lines[k] for k in _SIZE_KEYWORDS if k in header.lines)
         message = (
-            f"the file has {_megabytes(size)} but {needs} {expected} data rows, which fit in "
-            f"{_megabytes(most)}; a file this large is not a .cube file of that size"
+            f"the file has {megabytes(size)} but {needs} {expected} data rows, which fit in "
+            f"{megabytes(most)}; a file this large is not a .cube file of that size"
         )
         raise CubeFormatError(path, message, line)
 
 
-# --- lines ----------------------------------------------------------------------------------
-
-
-class _Source:
-    """The bytes of an open file as blocks of whole lines with LF ends, each with its first line number.
-
-    Drops a UTF-8 byte-order mark, turns CRLF and CR into LF, and refuses UTF-16 text, NUL bytes,
-    lines longer than :data:`MAX_LINE_BYTES` and more than ``max_bytes`` in all. Holds at most one
-    chunk and one line at a time.
-    """
-
-    def __init__(self, path: Path, stream, max_bytes: int, chunk_bytes: int | None = None):
-        self.path, self.stream, self.max_bytes = path, stream, max_bytes
-        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
-        self.next_line, self.read_bytes, self.ends_with_newline = 1, 0, True
-
-    def line_count(self) -> int:
-        """The number of lines in the file, once every block has been read."""
-        return self.next_line - 1 if self.ends_with_newline else self.next_line
-
-    def blocks(self) -> Iterator[tuple[int, bytes]]:
-        carry, first = b"", True
-        while True:
-            chunk = self._read(max(self.chunk_bytes, len(_BOM)) if first else self.chunk_bytes)
-            self.read_bytes += len(chunk)
-            if self.read_bytes > self.max_bytes:
-                grew = f"the file grew beyond {_megabytes(self.max_bytes)} while being read"
-                raise CubeFormatError(self.path, grew)
-            at_end = not chunk
-            if first:
-                chunk, first = self._start(chunk), False
-            data = carry + chunk
-            carry = b""
-            if data.endswith(b"\r") and not at_end:
-                data, carry = data[:-1], b"\r"  # it may be the first half of a CRLF
-            if b"\r" in data:
-                data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            cut = len(data) if at_end else data.rfind(b"\n") + 1
-            block, carry = data[:cut], data[cut:] + carry
-            self._check(block, len(carry))
-            if block:
-                yield self.next_line, block
-                self.next_line += block.count(b"\n")
-                self.ends_with_newline = block.endswith(b"\n")
-            if at_end:
-                return
-
-    def _read(self, count: int) -> bytes:
-        try:
-            return self.stream.read(count)
-        except OSError as error:
-            raise LutgenError(f"cannot read {self.path}: {error.strerror or error}") from None
-
-    def _start(self, chunk: bytes) -> bytes:
-        if chunk.startswith(_UTF16_BOMS):
-            raise CubeFormatError(
-                self.path, "the file is UTF-16 text (it starts with a UTF-16 byte-order mark); "
-                "save it as UTF-8 or ASCII text"
-            )
-        return chunk[len(_BOM) :] if chunk.startswith(_BOM) else chunk
-
-    def _check(self, block: bytes, unfinished: int) -> None:
-        """Refuse NUL bytes and overlong lines, in ``block`` or in the ``unfinished`` line after it."""
-        nul = block.find(b"\x00")
-        if nul >= 0:
-            line = self.next_line + block.count(b"\n", 0, nul)
-            binary = "the file holds binary data (NUL bytes), so it is not a .cube file"
-            raise CubeFormatError(self.path, binary, line)
-        long = _first_long_line(block)
-        if long is not None:
-            self._too_long(self.next_line + block.count(b"\n", 0, long))
-        if unfinished > MAX_LINE_BYTES:
-            self._too_long(self.next_line + block.count(b"\n"))
-
-    def _too_long(self, line: int) -> None:
-        raise CubeFormatError(
-            self.path, f"the line is longer than {MAX_LINE_BYTES} bytes, which no .cube line needs", line
-        )
-
-
-def _first_long_line(block: bytes) -> int | None:
-    """Where the first line of ``block`` longer than :data:`MAX_LINE_BYTES` starts, or ``None``.
-
-    Jumps from line start to line start by the last newline within reach, so it takes about
-    ``len(block) / MAX_LINE_BYTES`` steps.
-    """
-    start = 0
-    while len(block) - start > MAX_LINE_BYTES:
-        newline = block.rfind(b"\n", start, start + MAX_LINE_BYTES + 1)
-        if newline < 0:
-            return start
-        start = newline + 1
-    return None
+# --- text -----------------------------------------------------------------------------------
 
 
 def _chain(first: tuple[int, bytes], rest: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
