@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import random
+import re
 import resource
 import shutil
 import signal
@@ -97,8 +98,10 @@ def make_cases(count: int, seed: int) -> list[Case]:
     makers = [
         (0.45, lambda i: cube_case(rng, seeds, i)),
         (0.35, lambda i: image_case(rng, seeds, i)),
-        (0.10, lambda i: option_case(rng, seeds, i)),
-        (0.10, lambda i: model_case(rng, seeds, i)),
+        (0.08, lambda i: option_case(rng, seeds, i)),
+        (0.06, lambda i: model_case(rng, seeds, i)),
+        (0.06, lambda i: output_case(rng, seeds, i)),
+        (0.05, lambda i: pairs_case(rng, seeds, i)),
     ]
     weights = [w for w, _ in makers]
     index = 0
@@ -423,6 +426,65 @@ def model_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
     return Case(f"model/{op}#{index}", argv, {"photo.png": seeds.images[".png"], "model.safetensors": mutated})
 
 
+_OUTPUTS = {
+    "the-input": ("{dir}/photo.png", {}),
+    "a-folder": ("{dir}/out", {"out/keep.txt": b"x"}),
+    "under-a-file": ("{dir}/notes.txt/graded.png", {"notes.txt": b"x"}),
+    "unknown-extension": ("{dir}/out/graded.bmpx", {}),
+    "no-extension": ("{dir}/out/graded", {}),
+    "long-name": ("{dir}/out/" + "a" * 300 + ".png", {}),
+    "link-to-input": ("{dir}/link.png", {}),
+    "deep-new-folder": ("{dir}/out/a/b/c/graded.jpg", {}),
+}
+
+
+def output_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
+    """A valid command whose output path is hostile: an input, a folder, a path under a file, ..."""
+    kind = rng.choice(sorted(_OUTPUTS))
+    target, extra = _OUTPUTS[kind]
+    files = {"photo.png": seeds.images[".png"], "identity.cube": seeds.identity, **extra}
+    links = {"link.png": "{dir}/photo.png"} if kind == "link-to-input" else {}
+    command = rng.choice(["infer", "enhance", "optimize"])
+    if command == "infer":
+        argv = ["infer", "{dir}/identity.cube", "{dir}/photo.png", "-o", target]
+    elif command == "enhance":
+        argv = ["enhance", "{dir}/photo.png", "-o", target, *(["--export-cube"] if rng.random() < 0.5 else [])]
+    else:
+        target = target.replace(".png", ".cube").replace(".jpg", ".cube")
+        argv = ["optimize", "--prompt", "warm", "--image-folder", "{dir}", "--clip-model", "local-dir:{dir}/no-clip",
+                "--output-path", target, "--device", "cpu"]
+    return Case(f"output/{kind}/{command}#{index}", argv, files, links)
+
+
+def pairs_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
+    """``evaluate`` over before/after folders where one image is damaged, missing or a special file."""
+    good = seeds.images[".png"]
+    files = {"in/a.png": good, "in/b.png": good, "tg/a.png": good, "tg/b.png": good}
+    links, fifos = {}, []
+    op = rng.choice(["damaged", "truncated", "missing-target", "extra-target", "fifo", "dev-zero", "tiny", "empty"])
+    if op == "damaged":
+        files["tg/b.png"] = _png_fields(rng, good, ".png")[0]
+    elif op == "truncated":
+        files["in/a.png"] = good[: rng.randrange(len(good))]
+    elif op == "missing-target":
+        del files["tg/b.png"]
+    elif op == "extra-target":
+        files["tg/c.png"] = good
+    elif op == "fifo":
+        del files["tg/b.png"]
+        fifos.append("tg/b.png")
+    elif op == "dev-zero":
+        del files["in/b.png"]
+        links["in/b.png"] = "/dev/zero"
+    elif op == "tiny":
+        tiny = _png16(__import__("numpy").zeros((3, 4, 3), dtype="uint16"))
+        files["in/a.png"] = files["tg/a.png"] = tiny
+    else:
+        files = {"in/x.txt": b"x", "tg/x.txt": b"x"}
+    argv = ["evaluate", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "--csv", "{dir}/out/scores.csv"]
+    return Case(f"pairs/{op}#{index}", argv, files, links, fifos)
+
+
 def special_file_cases(seeds: _Seeds) -> list[Case]:
     """FIFOs, endless devices, link loops, dangling links and folders where files are expected."""
     cases = []
@@ -659,6 +721,9 @@ def _read(file) -> str:
     return file.read().decode("utf-8", "replace")
 
 
+_PROGRESS_BAR = re.compile(r"^(?:[^|]*?:)?\s*\d+%\|.*\|\s*\d+/\d+ \[")  # a tqdm line: "name:  50%|███  | 1/2 [..."
+
+
 def _judge(exit_code: int | None, stderr: str, escaped: str | None) -> list[str]:
     """Why a finished command was not clean: see the module docstring."""
     if escaped == "timeout":
@@ -668,7 +733,8 @@ def _judge(exit_code: int | None, stderr: str, escaped: str | None) -> list[str]
     problems = []
     if "Traceback" in stderr:
         problems.append("a traceback was printed")
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("warning: ")]
+    lines = [line for line in stderr.replace("\r", "\n").splitlines()
+             if line.strip() and not line.startswith("warning: ") and not _PROGRESS_BAR.match(line)]
     if exit_code == 0:
         if lines:
             problems.append(f"exit 0 but stderr has: {lines[0][:200]}")

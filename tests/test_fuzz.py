@@ -36,6 +36,10 @@ def test_the_same_seed_makes_the_same_cases():
     [
         (2, "error: cannot read x.cube: no such file\n", None, None),
         (0, "warning: the EXIF block was left out\n", None, None),
+        (2, "\r  0%|          | 0/2 [00:00<?, ?image/s]\r 50%|#####     | 1/2 [00:00<00:00,  6.02image/s]\r"
+            "                \rerror: cannot read b.png: it is damaged\n", None, None),
+        (2, "Optimizing LUT:  10%|#   | 5/50 [00:01<00:09, 5step/s]\nerror: the loss is not finite\n", None, None),
+        (2, "10%|#   | 5/50\nerror: x\n", None, "exactly one"),
         (2, "Traceback (most recent call last):\nValueError: x\n", None, "traceback"),
         (2, "libpng error: bad\nerror: cannot read a.png\n", None, "exactly one"),
         (0, "some noise\n", None, "exit 0 but stderr"),
