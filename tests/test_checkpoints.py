@@ -297,3 +297,20 @@ def test_absurd_numbers_are_refused_before_training(pairs, tmp_path):
     result = run_lutgen("train", "--input-dir", pairs[0], "--target-dir", pairs[0], "-o", tmp_path / "m.safetensors",
                         timeout=60)
     one_sentence_error(result, "--target-dir", "is the --input-dir folder")
+
+
+def test_a_loss_that_stops_being_finite_stops_training_in_one_sentence(made, pairs, tmp_path):
+    """Weights that are finite but so large that the network overflows: the first step's loss is not finite."""
+    def enormous(state: dict) -> None:
+        state["model"]["lut_generator.basis_luts_bank.weight"] = torch.full_like(
+            state["model"]["lut_generator.basis_luts_bank.weight"], 3e38)
+        state["step"] = 2
+
+    path = _damage(made, tmp_path, "huge", enormous)
+    before = path.read_bytes()
+    with pytest.raises(LutgenError) as caught:
+        train(options(pairs, tmp_path / "huge.safetensors", resume=True), echo=lambda _: None)
+    assert str(caught.value) == (f"training diverged in generation 0 at step 3: the loss is not finite; the checkpoint "
+                                 f"{path} keeps generation 0 at step 2; try a lower --learning-rate or smaller loss "
+                                 "factors")
+    assert path.read_bytes() == before and not (tmp_path / "huge.safetensors").exists()

@@ -92,7 +92,8 @@ def _damaged(tmp_path: Path, shipped: dict[str, torch.Tensor]) -> dict[str, tupl
     add("bad_json", "header is not valid JSON", struct.pack("<Q", 6) + b"{\"a\":[")
     add("png", "not a safetensors file", PHOTO.read_bytes())
     add("ints", "holds I32 values", tensors=dict(arrays, **{"backbone.0.0.bias": np.zeros(16, np.int32)}))
-    add("wrong_shape", "has shape (15,), not (16,)", tensors=dict(arrays, **{"backbone.0.0.bias": np.zeros(15, np.float32)}))
+    add("wrong_shape", "has shape (15,), not (16,)",
+        tensors=dict(arrays, **{"backbone.0.0.bias": np.zeros(15, np.float32)}))
     nan = dict(arrays)
     nan["backbone.1.0.weight"] = arrays["backbone.1.0.weight"].copy()
     nan["backbone.1.0.weight"][0, 0, 0, 0] = np.nan

@@ -38,7 +38,8 @@ generation and on Ctrl-C or SIGTERM, and ``resume`` continues from it, after che
 **Interruptions.** Ctrl-C and SIGTERM (a ``KeyboardInterrupt``) save the steps done since the last
 checkpoint, unless they came in the middle of an optimiser update; when a generation had finished,
 its weights are written to the output path (a later ``resume`` replaces them with the last
-generation's); :attr:`TrainResult.summary` says what was written.
+generation's); :attr:`TrainResult.summary` says what was written. A loss that stops being finite
+ends the run with one sentence (:class:`DivergedError`) before the optimiser takes that step.
 """
 
 from __future__ import annotations
@@ -436,6 +437,8 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
         while step < total_steps:
             loss, psnr = _one_step(options, plan, processes, data, seed, generation, step, wrapped, model,
                                    teacher, device)
+            if not math.isfinite(loss):
+                raise DivergedError(plan.checkpoint_path, generation, step, result.checkpointed)
             updating = True
             optimizer.step()
             updating = False
@@ -458,6 +461,16 @@ def _train_generation(options, plan, processes, data, seed, generation, state, t
     if processes.leader:
         save_weights(model, generation_paths[generation], metadata(options, seed, generation, step))
     processes.barrier()  # the next generation's teacher is read from that file
+
+
+class DivergedError(LutgenError):
+    """The loss stopped being finite; the model is left as it was before that step."""
+
+    def __init__(self, checkpoint: Path, generation: int, step: int, checkpointed: tuple[int, int] | None):
+        kept = (f"the checkpoint {checkpoint} keeps generation {checkpointed[0]} at step {checkpointed[1]}"
+                if checkpointed is not None else "no checkpoint was written")
+        super().__init__(f"training diverged in generation {generation} at step {step + 1}: the loss is not finite; "
+                         f"{kept}; try a lower --learning-rate or smaller loss factors")
 
 
 def _one_step(options, plan, processes, data, seed, generation, step, wrapped, model, teacher,
