@@ -114,6 +114,10 @@ DAMAGES = {
                      "its optimiser setting lr is nan, not 0.001"),
     "optimizer_groups": (lambda s: s["optimizer"]["param_groups"].pop(), "has 1 parameter groups, not 2"),
     "optimizer_text": (lambda s: s.__setitem__("optimizer", "adam"), "its optimiser state is not Adam's"),
+    "optimizer_params": (lambda s: s["optimizer"]["param_groups"][0].__setitem__("params", 7),
+                         "groups do not match the model's parameters"),
+    "optimizer_step": (lambda s: next(iter(s["optimizer"]["state"].values())).__setitem__("step", torch.tensor(-1.5)),
+                       "step count tensor(-1.5000) is not a count"),
 }
 
 

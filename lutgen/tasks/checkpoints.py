@@ -173,7 +173,8 @@ def _check_optimiser(path: Path, saved, optimiser) -> None:
     if len(saved["param_groups"]) != len(groups):
         fail(f"has {len(saved['param_groups'])} parameter groups, not {len(groups)}")
     for saved_group, group in zip(saved["param_groups"], groups):
-        if not isinstance(saved_group, dict) or len(saved_group.get("params", ())) != len(group["params"]):
+        if not isinstance(saved_group, dict) or not isinstance(saved_group.get("params"), list) \
+                or len(saved_group["params"]) != len(group["params"]):
             fail("groups do not match the model's parameters")
         for key in _OPTIMISER_SETTINGS:
             if _as_tuple(saved_group.get(key)) != _as_tuple(group[key]):
@@ -191,8 +192,19 @@ def _check_optimiser(path: Path, saved, optimiser) -> None:
                                           or not torch.isfinite(value).all()):
                     fail(f"moment {key} does not fit its parameter or is not finite")
             step = moments.get("step")
-            if step is not None and not (0 <= float(step) < 2**53):
-                fail(f"step count {float(step)} is not a count")
+            if step is not None and not _is_count(step):
+                fail(f"step count {step!r} is not a count")
+
+
+def _is_count(step) -> bool:
+    """Adam's step: a number or a one-element tensor, whole and not negative."""
+    import torch
+
+    if isinstance(step, torch.Tensor):
+        if step.numel() != 1:
+            return False
+        step = step.item()
+    return isinstance(step, (int, float)) and not isinstance(step, bool) and 0 <= step < 2**53 and step == int(step)
 
 
 def _as_tuple(value):
