@@ -132,7 +132,8 @@ def test_log_file_names():
 @pytest.mark.parametrize(
     ("changes", "fragment"),
     [
-        ({"steps": 5000, "log_interval": 1}, "saves 5000 snapshots of a 16^3 LUT (0.6 GB of .cube files); at most 1000"),
+        ({"steps": 5000, "log_interval": 1},
+         "saves 5000 snapshots of a 16^3 LUT (0.6 GB of .cube files); at most 1000"),
         ({"steps": 5000, "log_interval": 1}, "use --log-interval 5 or more, or 0 for no log"),
         ({"steps": 100, "lut_size": 128, "log_interval": 1}, "at most 37 (and 2 GB) are allowed: use --log-interval 3"),
     ],
@@ -208,7 +209,8 @@ PROBE = (
         (["--prompt", "x" * 100_000], "--prompt is 100000 characters long"),
         (["--prompt", "a\nb\x07"], "--prompt holds the control character U+0007"),
         (["--output-path", "look.3dl"], "--output-path look.3dl must end in .cube"),
-        (["--output-path", "a_file.jpg/x.cube"], "--output-path a_file.jpg/x.cube cannot be created: a_file.jpg is a file"),
+        (["--output-path", "a_file.jpg/x.cube"],
+         "--output-path a_file.jpg/x.cube cannot be created: a_file.jpg is a file"),
         (["--batch-size", "20000"], "--batch-size must be between 1 and 256, not 20000"),
         (["--image-regularization", "1e308"], "--image-regularization must be between 0.0 and 1000.0"),
         (["--learning-rate", "inf"], "--learning-rate must be a finite number"),

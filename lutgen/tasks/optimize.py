@@ -536,6 +536,8 @@ def _make_reproducible(device, seed: int) -> None:
 def _train(trainer, options: OptimizeOptions, log: TrainingLog | None, records: list, echo, progress):
     """Run the steps, appending their records to ``records``. Returns what stopped the run early: a
     ``KeyboardInterrupt`` (Ctrl-C, SIGTERM), a :class:`~lutgen.optim.trainer.NonFiniteLoss`, or ``None``."""
+    import torch
+
     from lutgen.optim.trainer import NonFiniteLoss
 
     bar = progress(options.steps) if progress is not None else NoProgressBar()
@@ -553,6 +555,11 @@ def _train(trainer, options: OptimizeOptions, log: TrainingLog | None, records: 
             log.snapshot(trainer.steps_done, trainer.lut, records)
     except (KeyboardInterrupt, NonFiniteLoss) as stop:
         return stop
+    except torch.OutOfMemoryError:
+        raise LutgenError(
+            f"the {trainer.lut.raw.device.type} device ran out of memory at step {trainer.steps_done + 1}; nothing "
+            f"was written: use a smaller --batch-size (now {options.batch_size}) or --lut-size (now {options.lut_size})"
+        ) from None
     finally:
         bar.close()
     return None
