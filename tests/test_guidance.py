@@ -160,7 +160,8 @@ def test_unusable_weights_files_are_refused_before_loading(tmp_path, tiny_clip_r
 @pytest.mark.parametrize(
     ("files", "fragment"),
     [
-        ({"open_clip_model.safetensors": b"garbage"}, "the weights file .*open_clip_model.safetensors is not a safetensors"),
+        ({"open_clip_model.safetensors": b"garbage"},
+         "the weights file .*open_clip_model.safetensors is not a safetensors"),
         ({"weights.pt": b"PK\x03\x04"}, "has no weights file"),  # open_clip does not look for .pt files here
         ({"open_clip_pytorch_model.bin": b"GIF89a"}, "open_clip_pytorch_model.bin is neither a torch checkpoint"),
     ],
