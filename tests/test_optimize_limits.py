@@ -146,6 +146,19 @@ def test_a_log_that_would_flood_the_disk_is_refused(tiny_clip_model, training_fo
     validate(options(tiny_clip_model, training_folder, tmp_path, **fitting))  # the interval it names fits
 
 
+def test_a_folder_of_more_images_than_memory_allows_is_refused_before_decoding(tiny_clip_model, tmp_path):
+    many = tmp_path / "many"
+    many.mkdir()
+    for index in range(1001):
+        (many / f"{index:04d}.jpg").write_bytes(b"")  # never decoded: the count is checked first
+    with pytest.raises(ImageError, match=r"the image folder .*many has 1001 images; .* at most 1000$"):
+        validate(options(tiny_clip_model, many, tmp_path, test_image=ROOT / "images" / "coffee.jpg"))
+    (many / "1000.jpg").unlink()
+    with pytest.raises(ImageError, match="cannot read"):  # 1000 is allowed: on to reading the (empty) images
+        optimize(options(tiny_clip_model, many, tmp_path, test_image=ROOT / "images" / "coffee.jpg"),
+                 echo=quiet, warn=quiet)
+
+
 # ----------------------------------------------------------------------------------------------
 # Prompts
 

@@ -64,6 +64,9 @@ MAX_SNAPSHOTS = 1000
 MAX_SNAPSHOT_BYTES = 2 << 30
 CUBE_BYTES_PER_NODE = 27  # "0.123456 0.123456 0.123456\n"
 SLUG_BYTES = 100
+MAX_IMAGES = 1000
+"""Most training images: all are kept on the device at three times CLIP's input size, in float16
+(about 2 MB each for 224-pixel models, 4.5 MB for 336), so 1000 take 2 to 5 GB."""
 LOSS_WEIGHT_OPTIONS = ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness")
 
 LIMITS = {
@@ -308,6 +311,11 @@ def validate(o: OptimizeOptions) -> Plan:
     folder = Path(o.image_folder) if o.image_folder is not None else default_image_folder()
     _check_image_folder(folder)
     images = find_images(folder)
+    if len(images) > MAX_IMAGES:
+        raise ImageError(
+            f"the image folder {folder} has {len(images)} images; optimize keeps every one in memory, "
+            f"so give a folder of at most {MAX_IMAGES}"
+        )
     test_image = Path(o.test_image) if o.test_image is not None else _default_test_image(images)
     check_regular_file(test_image, "image", ImageError)
     inputs = [*images, test_image, *_local_clip_files(o)]
