@@ -6,7 +6,8 @@ Every problem is one sentence (:class:`~lutgen.errors.ImageError`), found before
 a missing or empty folder, two files with one name in a folder, an input without a target or a
 target without an input, a file that is not an image, an image larger than
 :data:`lutgen.imaging.MAX_PIXELS`, and a pair whose pictures differ in size (read from the file
-headers, with the EXIF orientation applied).
+headers, with the EXIF orientation applied). With ``aspect_tolerance`` (``lutgen fit``), a pair of
+different sizes is kept when its aspect ratios agree within that fraction, and refused otherwise.
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ _SHOWN = 3  # names quoted in an error message
 
 @dataclass(frozen=True)
 class ImagePair:
-    """An input photo, its target (the same scene, graded), and the upright size ``(width, height)``."""
+    """An input photo, its target (the same scene, graded), and their upright sizes ``(width, height)``.
+
+    ``target_size`` is ``size`` unless :func:`pair_images` was given an ``aspect_tolerance``.
+    """
 
     name: str
     input: Path
     target: Path
     size: tuple[int, int]
+    target_size: tuple[int, int] | None = None
 
 
 def _by_stem(folder: Path, role: str) -> dict[str, Path]:
@@ -52,8 +57,27 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
 
 
-def pair_images(input_dir: Path, target_dir: Path) -> list[ImagePair]:
-    """All pairs of ``input_dir`` and ``target_dir``, sorted by name; see the module docstring for errors."""
+def _check_sizes(pair: ImagePair, aspect_tolerance: float | None) -> None:
+    """Refuse a pair of different sizes, or (with ``aspect_tolerance``) of different aspect ratios, by name."""
+    (width, height), (target_width, target_height) = pair.size, pair.target_size
+    if pair.size == pair.target_size:
+        return
+    if aspect_tolerance is None:
+        raise ImageError(f"{pair.input} is {width}x{height} but its target {pair.target} is "
+                         f"{target_width}x{target_height}; a pair must show the same pixels")
+    ratio = (width / height) / (target_width / target_height)
+    if abs(ratio - 1) > aspect_tolerance:
+        raise ImageError(f"{pair.input} is {width}x{height} but its target {pair.target} is "
+                         f"{target_width}x{target_height}, another shape (aspect ratios differ by "
+                         f"{abs(ratio - 1):.1%}, more than {aspect_tolerance:.0%}); a pair must show the same scene")
+
+
+def pair_images(input_dir: Path, target_dir: Path, aspect_tolerance: float | None = None) -> list[ImagePair]:
+    """All pairs of ``input_dir`` and ``target_dir``, sorted by name; see the module docstring for errors.
+
+    Pairs of different sizes are refused unless ``aspect_tolerance`` is given: then a pair is kept
+    when the aspect ratios (width / height) agree within that fraction, with both sizes recorded.
+    """
     inputs = _by_stem(Path(input_dir), "input")
     targets = _by_stem(Path(target_dir), "target")
     lonely_inputs = sorted(set(inputs) - set(targets))
@@ -66,10 +90,7 @@ def pair_images(input_dir: Path, target_dir: Path) -> list[ImagePair]:
                          f"{_listing([targets[n].name for n in lonely_targets])}")
     pairs = []
     for name in sorted(inputs):
-        size = image_size(inputs[name])
-        target_size = image_size(targets[name])
-        if size != target_size:
-            raise ImageError(f"{inputs[name]} is {size[0]}x{size[1]} but its target {targets[name]} is "
-                             f"{target_size[0]}x{target_size[1]}; a pair must show the same pixels")
-        pairs.append(ImagePair(name, inputs[name], targets[name], size))
+        pair = ImagePair(name, inputs[name], targets[name], image_size(inputs[name]), image_size(targets[name]))
+        _check_sizes(pair, aspect_tolerance)
+        pairs.append(pair)
     return pairs

@@ -1,0 +1,333 @@
+"""One static 3D LUT from before/after photo pairs: the work behind ``lutgen fit``.
+
+Pairs are matched by file name as ``train`` and ``evaluate`` match them
+(:func:`lutgen.tasks.pairs.pair_images`). A target of another size than its input is resized to the
+input's size by pixel-area averaging (OpenCV ``INTER_AREA``) when the two aspect ratios agree within
+1%; otherwise the pair is refused by name. Each pair must show the same pixels: a pair whose target
+is shifted, cropped or rescaled against its input is found (:func:`check_alignment`) and refused by
+name before any fitting.
+
+From each training pair at most ``max_pixels`` pixels are drawn at random (a fixed seed); the LUT
+is fitted to them by :func:`lutgen.optim.lattice_fit.fit_lattice` (regularised lattice regression
+over a global curve model, with a robust loss). With three pairs or more one pair is held out by
+default (the last by name, or the one ``holdout`` names): the written LUT is fitted without it, and
+its PSNR and mean CIE76 Delta E on the held-out pair (at full resolution) tell how well the look
+carries to photos it never saw. The training PSNR is measured on the sampled pixels.
+
+The ``.cube`` is written atomically, with a recipe in its comments: every pair's file names with
+the first 12 hex digits of their SHA-256, the LUT size, the smoothness, the pixels per pair, the
+held-out pair and lutgen's version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lutgen import __version__
+from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.fileio import check_folder_writable, check_regular_file, ensure_not_input
+from lutgen.imaging import load_rgb_float
+from lutgen.lut import INTERPOLATIONS, LUT
+from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice
+from lutgen.tasks.pairs import ImagePair, pair_images
+
+ASPECT_TOLERANCE = 0.01
+"""A target of another size is resized to its input when the aspect ratios agree within this fraction."""
+DEFAULT_LUT_SIZE = 33
+MIN_LUT_SIZE, MAX_LUT_SIZE = 2, 129
+DEFAULT_MAX_PIXELS = 200_000
+MIN_PIXELS, MAX_SAMPLED_PIXELS = 100, 10_000_000
+MAX_SMOOTHNESS = 1e3
+NO_HOLDOUT = ("0", "none", "no", "off")
+HOLDOUT_MIN_PAIRS = 3
+"""With at least this many pairs, one is held out unless asked otherwise."""
+SEED = 0
+HASH_DIGITS = 12
+ALIGNMENT_SIDE = 512
+"""Pairs are compared for alignment at most this many pixels a side (box-averaged)."""
+MAX_SHIFT = 6
+"""Shifts tried in each direction, in pixels of the comparison size."""
+ALIGNMENT_TILES = 3
+"""The picture is compared in ``3 x 3`` tiles, so that a crop or a rescale (which shifts the edges of
+the picture one way and the other) is seen as well as a shift."""
+ALIGNMENT_GAIN = 0.05
+"""A tile is misaligned when a shift of 2 pixels or more correlates this much better than none."""
+
+
+@dataclass(frozen=True)
+class FitScores:
+    """PSNR in dB (values in [0, 1]) and mean CIE76 Delta E of a graded image against its target."""
+
+    psnr: float
+    delta_e: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What ``fit`` did: the LUT written, the training pairs, the training and held-out scores."""
+
+    output: Path
+    lut: LUT
+    training: list[str]
+    training_scores: FitScores
+    holdout: str | None
+    holdout_scores: FitScores | None
+    samples: int
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------
+
+
+def check_options(output: Path, lut_size: int, smoothness: float, max_pixels: int, interpolation: str) -> None:
+    """Refuse bad option values by name (one sentence each), before any image is read."""
+    if not MIN_LUT_SIZE <= lut_size <= MAX_LUT_SIZE:
+        raise OptionError(f"--lut-size must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, not {lut_size}")
+    if not math.isfinite(smoothness) or not 0 < smoothness <= MAX_SMOOTHNESS:
+        raise OptionError(f"--smoothness must be a number greater than 0 and at most {MAX_SMOOTHNESS:g}, "
+                          f"not {smoothness}")
+    if not MIN_PIXELS <= max_pixels <= MAX_SAMPLED_PIXELS:
+        raise OptionError(f"--max-pixels must be between {MIN_PIXELS} and {MAX_SAMPLED_PIXELS}, not {max_pixels}")
+    if interpolation not in INTERPOLATIONS:
+        raise OptionError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, not {interpolation!r}")
+    output = Path(output)
+    if output.suffix.lower() != ".cube":
+        raise OptionError(f"--output {output} must end in .cube")
+    if output.is_dir():
+        raise OptionError(f"--output {output} is a folder; give a .cube file name")
+    check_folder_writable(output.parent, f"--output {output}")
+
+
+def check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
+    """Refuse a target folder that is the input folder: every photo would be its own target."""
+    try:
+        same = Path(input_dir).samefile(target_dir)
+    except OSError:  # a folder that does not exist is reported by the pairing, by name
+        return
+    if same:
+        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
+                          "(the same scenes, graded)")
+
+
+def choose_holdout(pairs: Sequence[ImagePair], holdout: str | None) -> str | None:
+    """The name of the pair to hold out: ``holdout`` if it names one, none for ``0``/``none``, else the default.
+
+    By default the last pair by name is held out when there are at least :data:`HOLDOUT_MIN_PAIRS`.
+    """
+    names = [pair.name for pair in pairs]
+    if holdout is None or holdout.strip().lower() == "auto":
+        return names[-1] if len(names) >= HOLDOUT_MIN_PAIRS else None
+    if holdout.strip().lower() in NO_HOLDOUT:
+        return None
+    if holdout not in names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise OptionError(f"--holdout {holdout} names no pair; the pairs are {shown}")
+    if len(names) < 2:
+        raise OptionError(f"--holdout {holdout} would leave no pair to fit; give another pair or --holdout none")
+    return holdout
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs
+# --------------------------------------------------------------------------------------------
+
+
+def load_pair(pair: ImagePair) -> tuple[np.ndarray, np.ndarray]:
+    """The input and target of ``pair`` as float32 ``(H, W, 3)`` in [0, 1], the target resized to the input."""
+    for path in (pair.input, pair.target):
+        check_regular_file(path, "image", ImageError)
+    before = load_rgb_float(pair.input)
+    after = load_rgb_float(pair.target)
+    if after.shape != before.shape:
+        import cv2
+
+        after = cv2.resize(after, (before.shape[1], before.shape[0]), interpolation=cv2.INTER_AREA)
+    return before, after
+
+
+def _box_shrink(plane: np.ndarray, factor: int) -> np.ndarray:
+    """``plane`` ``(H, W)`` averaged over ``factor x factor`` blocks (the ragged edge dropped)."""
+    if factor == 1:
+        return plane
+    h, w = plane.shape[0] // factor * factor, plane.shape[1] // factor * factor
+    return plane[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def edge_strength(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """Gradient magnitude ``(H', W')`` of the mean of the channels, after a ``factor`` box shrink."""
+    plane = _box_shrink(np.asarray(rgb, np.float32).mean(axis=2), factor)
+    gy, gx = np.gradient(plane)
+    return np.hypot(gx, gy)
+
+
+def tile_shifts(a: np.ndarray, b: np.ndarray, tiles: int = ALIGNMENT_TILES, reach: int = MAX_SHIFT
+                ) -> list[tuple[tuple[int, int], float, float]]:
+    """For each of ``tiles x tiles`` tiles with edges: the shift ``(dx, dy)`` of ``b`` best matching ``a``.
+
+    Both are ``(H, W)`` edge maps. The match is the cosine similarity of the two maps over the tile,
+    with ``b`` moved by every shift up to ``reach`` pixels. Returns ``(shift, best, unshifted)`` per
+    tile with enough edges (a tenth of the mean tile's energy); flat tiles prove nothing.
+    """
+    h, w = a.shape
+    inner = a[reach:h - reach, reach:w - reach]
+    if inner.size == 0:
+        return []
+    rows = np.linspace(0, inner.shape[0], tiles + 1).astype(int)
+    cols = np.linspace(0, inner.shape[1], tiles + 1).astype(int)
+
+    def tile_sums(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(np.add.reduceat(values, rows[:-1], axis=0), cols[:-1], axis=1)
+
+    energy_a = tile_sums(inner * inner)
+    results = {}
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            moved = b[reach + dy:h - reach + dy, reach + dx:w - reach + dx]
+            similarity = tile_sums(inner * moved) / np.sqrt(np.maximum(energy_a * tile_sums(moved * moved), 1e-30))
+            results[(dx, dy)] = similarity
+    structured = energy_a > 0.1 * energy_a.mean()
+    found = []
+    for i, j in zip(*np.nonzero(structured)):
+        best = max(results, key=lambda shift: results[shift][i, j])
+        found.append((best, float(results[best][i, j]), float(results[(0, 0)][i, j])))
+    return found
+
+
+def check_alignment(pair: ImagePair, before: np.ndarray, after: np.ndarray) -> None:
+    """Refuse, by name, a pair whose target is shifted, cropped or rescaled against its input.
+
+    The edge maps of both pictures (at most :data:`ALIGNMENT_SIDE` pixels a side) are compared tile
+    by tile; a tile whose best match is a shift of 2 pixels or more, clearly better than no shift,
+    means the pictures do not show the same pixels. A colour grade changes the strength of edges but
+    not where they are, so graded pairs pass.
+    """
+    factor = max(1, -(-max(before.shape[:2]) // ALIGNMENT_SIDE))
+    for (dx, dy), best, unshifted in tile_shifts(edge_strength(before, factor), edge_strength(after, factor)):
+        if max(abs(dx), abs(dy)) >= 2 and best > unshifted + ALIGNMENT_GAIN:
+            raise ImageError(f"{pair.input} and its target {pair.target} are not aligned: part of the target "
+                             f"matches the input moved by about {dx * factor:+d}, {dy * factor:+d} pixels "
+                             f"(a shift, crop or resize); fit needs the same pixels in both")
+
+
+def sample_pixels(before: np.ndarray, after: np.ndarray, max_pixels: int, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_pixels`` random pixel pairs (without replacement), as float64 ``(P, 3)`` each."""
+    x = before.reshape(-1, 3)
+    y = after.reshape(-1, 3)
+    if len(x) > max_pixels:
+        chosen = np.sort(rng.choice(len(x), size=max_pixels, replace=False))
+        x, y = x[chosen], y[chosen]
+    return x.astype(np.float64), y.astype(np.float64)
+
+
+def file_hash(path: Path) -> str:
+    """The first :data:`HASH_DIGITS` hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:HASH_DIGITS]
+
+
+# --------------------------------------------------------------------------------------------
+# Scores and recipe
+# --------------------------------------------------------------------------------------------
+
+
+def scores(graded: np.ndarray, target: np.ndarray) -> FitScores:
+    """PSNR (dB) and mean CIE76 Delta E of ``graded`` against ``target``, both ``(..., 3)`` in [0, 1]."""
+    from lutgen.tasks.evaluate import delta_e76
+
+    graded = np.clip(np.asarray(graded, np.float64), 0, 1)
+    target = np.asarray(target, np.float64)
+    mse = float(np.mean((graded - target) ** 2))
+    psnr = math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    return FitScores(psnr, delta_e76(graded, target))
+
+
+def score_lut(lut: LUT, before: np.ndarray, after: np.ndarray, interpolation: str) -> FitScores:
+    """The scores of ``lut`` applied to ``before`` with ``interpolation``, against ``after``."""
+    from lutgen.color.cpu import apply_lut_array
+
+    return scores(apply_lut_array(before, lut, interpolation), after)
+
+
+def recipe(pairs: Sequence[ImagePair], lut_size: int, smoothness: float, max_pixels: int,
+           holdout: str | None) -> tuple[str, ...]:
+    """The ``.cube`` comment lines that record how the LUT was made."""
+    lines = [f"lutgen {__version__} fit: regularised lattice regression from before/after pairs",
+             f"lut size {lut_size}, smoothness {smoothness:g}, at most {max_pixels} pixels per pair",
+             f"held out: {holdout if holdout is not None else 'none'}"]
+    for pair in pairs:
+        role = "held out" if pair.name == holdout else "pair"
+        lines.append(f"{role} {pair.name}: {pair.input.name} sha256:{file_hash(pair.input)} -> "
+                     f"{pair.target.name} sha256:{file_hash(pair.target)}")
+    return tuple(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def _gather(pairs: Sequence[ImagePair], max_pixels: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    """Load, check the alignment of, and sample every pair; returns the samples ``(P, 3)`` and ``(P, 3)``."""
+    rng = np.random.default_rng(SEED)
+    xs, ys = [], []
+    for pair in progress(list(pairs)):
+        before, after = load_pair(pair)
+        check_alignment(pair, before, after)
+        x, y = sample_pixels(before, after, max_pixels, rng)
+        xs.append(x)
+        ys.append(y)
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def fit(
+    input_dir: Path,
+    target_dir: Path,
+    output: Path,
+    lut_size: int = DEFAULT_LUT_SIZE,
+    smoothness: float = DEFAULT_SMOOTHNESS,
+    holdout: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    interpolation: str = "trilinear",
+    progress: Callable[[Sequence], Sequence] = lambda items: items,
+) -> FitResult:
+    """Fit one LUT to the pairs of ``input_dir``/``target_dir`` and write it to ``output``; see the module docstring.
+
+    Raises:
+        LutgenError: bad options, folders, pairs or images, misaligned pairs, an output that would
+            overwrite an input or cannot be written (one sentence each, before the fit starts).
+    """
+    output = Path(output)
+    check_options(output, lut_size, smoothness, max_pixels, interpolation)
+    check_distinct_folders(input_dir, target_dir)
+    pairs = pair_images(input_dir, target_dir, aspect_tolerance=ASPECT_TOLERANCE)
+    held = choose_holdout(pairs, holdout)
+    ensure_not_input(output, [path for pair in pairs for path in (pair.input, pair.target)])
+    training = [pair for pair in pairs if pair.name != held]
+    x, y = _gather(training, max_pixels, progress)
+    held_pair = next((pair for pair in pairs if pair.name == held), None)
+    held_images = None
+    if held_pair is not None:
+        held_images = load_pair(held_pair)
+        check_alignment(held_pair, *held_images)
+    result = fit_lattice(x, y, lut_size, smoothness=smoothness)
+    lut = LUT(result.table, title="lutgen fit", comments=recipe(pairs, lut_size, smoothness, max_pixels, held))
+    training_scores = score_lut(lut, x, y, interpolation)
+    held_scores = None if held_images is None else score_lut(lut, *held_images, interpolation)
+    from lutgen.formats import write_lut
+
+    try:
+        write_lut(lut, output)
+    except OSError as error:
+        raise LutgenError(f"cannot write {output}: {error.strerror or error}") from None
+    return FitResult(output, lut, [pair.name for pair in training], training_scores, held, held_scores, len(x))
