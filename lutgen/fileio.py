@@ -9,7 +9,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from lutgen.errors import LutgenError, OptionError
@@ -26,17 +26,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise LutgenError(f"cannot write {path}: it is a folder")
-    parent = path.parent if str(path.parent) else Path(".")
     tmp: Path | None = None
     try:
         with _signals_held():  # a Ctrl-C or SIGTERM cannot fall between creating and recording the file
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=parent)
-            except OSError as error:
-                raise LutgenError(f"cannot write {path}: {error.strerror or error}") from None
-            tmp = Path(name)
-            os.close(fd)
+            tmp = _temporary_beside(path)
         yield tmp
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
@@ -63,6 +56,59 @@ def _signals_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+Writer = Callable[[Path], None]
+"""Writes one output file to the (temporary) path it is given."""
+
+
+def write_together(files: Sequence[tuple[Path, Writer]]) -> None:
+    """Write every ``(target, write)`` of ``files`` so that all of the targets appear, or none.
+
+    Each ``write(path)`` writes its file to a temporary path beside its target; once all are written,
+    they are renamed onto their targets. Any exception, Ctrl-C and SIGTERM included, removes the
+    temporary files and the targets already renamed, so an interruption never leaves part of the set
+    (``enhance --export-cube``: a photo and its LUTs). Errors that name a temporary file are reworded
+    to name its target.
+    """
+    temporaries: list[Path] = []
+    placed: list[Path] = []
+    target = None
+    try:
+        for target, write in files:
+            with _signals_held():
+                temporaries.append(_temporary_beside(target))
+            _write_naming_target(write, temporaries[-1], target)
+        for (target, _), temporary in zip(files, temporaries):
+            os.chmod(temporary, _mode_for(target))
+            with _signals_held():
+                os.replace(temporary, target)
+                placed.append(target)
+    except BaseException as error:
+        with _signals_held():
+            for path in (*temporaries, *placed):
+                path.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
+        raise
+
+
+def _temporary_beside(target: Path) -> Path:
+    """An empty temporary file in ``target``'s folder, keeping its suffix (writers choose formats by it)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as error:
+        raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
+    os.close(handle)
+    return Path(name)
+
+
+def _write_naming_target(write: Writer, temporary: Path, target: Path) -> None:
+    try:
+        write(temporary)
+    except LutgenError as error:
+        raise LutgenError(str(error).replace(str(temporary), str(target))) from None
 
 
 def _mode_for(path: Path) -> int:

@@ -252,7 +252,7 @@ def _text_writer(text: str):
 
 
 def test_write_together_leaves_every_file_or_none(tmp_path):
-    from lutgen.tasks.enhance import write_together
+    from lutgen.fileio import write_together
 
     def interrupt(path):
         raise Terminated()
@@ -280,7 +280,8 @@ def test_write_together_leaves_every_file_or_none(tmp_path):
 
 def test_an_interruption_between_a_photos_files_leaves_none_of_them(photo, tmp_path):
     """The real writers of one photo (image, shaper cube, plain cube), interrupted after each in turn."""
-    from lutgen.tasks.enhance import make_enhancer, photo_files, write_together
+    from lutgen.fileio import write_together
+    from lutgen.tasks.enhance import make_enhancer, photo_files
 
     image = load_image(photo)
     prediction = make_enhancer(load_weights("fivek-srgb"), "cpu")(image.rgb)
@@ -305,7 +306,7 @@ def test_an_interruption_between_a_photos_files_leaves_none_of_them(photo, tmp_p
 
 
 def test_errors_from_a_writer_name_the_target_not_its_temporary(tmp_path):
-    from lutgen.tasks.enhance import write_together
+    from lutgen.fileio import write_together
 
     def refuse(path):
         raise ImageError(f"cannot write {path}: the disk is full")

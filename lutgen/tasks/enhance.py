@@ -18,8 +18,6 @@ the transform on this photo as a PSNR). A photo's files are written together
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from lutgen.color.adaint import psnr, resample_to_lut, sample_colours, to_lut
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
+from lutgen.fileio import Writer, write_together
 from lutgen.formats import write_lut
 from lutgen.imaging import ImageData, find_images, load_image, save_image
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
@@ -37,7 +36,6 @@ from lutgen.tasks.infer import plan_outputs
 from lutgen.tasks.options import check_quality
 
 PLAIN_SIZE = 33
-Writer = Callable[[Path], None]  # writes one output file to the path it is given
 
 
 @dataclass
@@ -190,62 +188,6 @@ def cube_files(prediction: Prediction, image: ImageData, target: Path, label: st
         (plain_cube, lambda path: write_lut(plain, path, style="adobe")),
     ]
     return ExportedLUTs(shaper_cube, plain_cube, fidelity), writers
-
-
-def write_together(files: Sequence[tuple[Path, Writer]]) -> None:
-    """Write every ``(target, write)`` of ``files`` so that all of the targets appear, or none.
-
-    Each ``write(path)`` writes its file to a temporary path beside its target; once all are written,
-    they are renamed onto their targets. Any exception, Ctrl-C and SIGTERM included, removes the
-    temporary files and the targets already renamed, so an interruption never leaves part of the set.
-    Errors that name a temporary file are reworded to name its target.
-    """
-    temporaries: list[Path] = []
-    placed: list[Path] = []
-    target = None
-    try:
-        for target, write in files:
-            temporaries.append(_temporary_beside(target))
-            _write_naming_target(write, temporaries[-1], target)
-        for (target, _), temporary in zip(files, temporaries):
-            os.chmod(temporary, _new_file_mode(target))
-            os.replace(temporary, target)
-            placed.append(target)
-    except BaseException as error:
-        for path in (*temporaries, *placed):
-            path.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
-        raise
-
-
-def _temporary_beside(target: Path) -> Path:
-    """An empty temporary file in ``target``'s folder, keeping its suffix (writers choose formats by it)."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}",
-                                        dir=target.parent)
-    except OSError as error:
-        raise LutgenError(f"cannot write {target}: {error.strerror or error}") from None
-    os.close(handle)
-    return Path(name)
-
-
-def _write_naming_target(write: Writer, temporary: Path, target: Path) -> None:
-    try:
-        write(temporary)
-    except LutgenError as error:
-        raise LutgenError(str(error).replace(str(temporary), str(target))) from None
-
-
-def _new_file_mode(target: Path) -> int:
-    """The replaced file's permissions, or those ``open(target, "w")`` would give."""
-    try:
-        return target.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def photo_files(prediction: Prediction, image: ImageData, target: Path, quality: int, export_cube: bool,
