@@ -268,14 +268,6 @@ def test_cli_clip_config_with_image_size_0_is_one_sentence(tiny_clip_dir, traini
                        "model_cfg.vision_cfg.image_size must be between 16 and 1024 pixels, not 0")
 
 
-def test_cli_clip_pretrained_fifo_is_one_sentence_without_blocking(training_folder, tmp_path):
-    os.mkfifo(tmp_path / "weights.safetensors")
-    result = run_lutgen("optimize", "--prompt", "warm", "--image-folder", training_folder, "--clip-pretrained",
-                        tmp_path / "weights.safetensors", "--device", "cpu", "--log-interval", 0,
-                        "--output-path", tmp_path / "x.cube", cwd=tmp_path, timeout=120)
-    one_sentence_error(result, "weights.safetensors: it is a FIFO (named pipe), not a regular weights file")
-
-
 # ----------------------------------------------------------------------------------------------
 # A loss that is not finite
 

@@ -20,7 +20,9 @@ def optimize(
     prompt: str = typer.Option(
         ..., help="Text description of the look, e.g. 'golden hour warm sunlight' (at most 1000 characters)."
     ),
-    image_folder: Path = typer.Option(None, help="Folder of training images [default: the bundled images/]."),
+    image_folder: Path = typer.Option(
+        None, help="Folder of at most 1000 training images [default: the bundled images/]."
+    ),
     lut_size: int = typer.Option(16, help="LUT resolution N (N^3 nodes), 2..128."),
     steps: int = typer.Option(500, help="Optimisation steps, 1..100000."),
     learning_rate: float = typer.Option(0.005, help="Adam learning rate, 1e-6..1."),
@@ -37,7 +39,9 @@ def optimize(
     verbose: bool = typer.Option(False, "--verbose", help="Print the loss breakdown every 10 steps."),
     seed: int = typer.Option(None, help="Random seed: same seed on the same device gives the same LUT."),
     device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
-    log_dir: Path = typer.Option(None, help="Log folder [default: tmp/training_logs/<prompt>/]."),
+    log_dir: Path = typer.Option(
+        None, help="Log folder, outside the image folder [default: tmp/training_logs/<prompt>/]."
+    ),
     clip_model: str = typer.Option(
         "ViT-B-32", help="open_clip architecture, or local-dir:FOLDER (open_clip_config.json + weights)."
     ),
