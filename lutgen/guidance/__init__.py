@@ -1,7 +1,8 @@
 """Guidance models that score how well an image matches a text prompt (CLIP through open_clip).
 
 Importing this package is cheap (no torch, no open_clip): it holds the option values that are
-checked before any model loads. The models themselves are in :mod:`lutgen.guidance.clip`.
+checked before any model loads. The checks of a local CLIP configuration and weights file are in
+:mod:`lutgen.guidance.config` (no torch either); the models themselves are in :mod:`lutgen.guidance.clip`.
 """
 
 from __future__ import annotations
