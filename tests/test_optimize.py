@@ -369,7 +369,8 @@ def test_optimize_writes_what_it_optimised_and_the_logs(tiny_clip_model, trainin
         echo=lines.append, warn=warnings.append,
     )
     assert result.steps_done == 12 and result.images_used == 3
-    assert len(warnings) == 1 and "d_broken.jpg" in warnings[0]
+    assert len(warnings) == 1 and warnings[0].startswith(f"skipped {folder / 'd_broken.jpg'}: it is damaged")
+    assert warnings[0].count("d_broken.jpg") == 1
     verbose = [line for line in lines if line.startswith("Step ")]
     assert len(verbose) == 1 and VERBOSE_LINE.match(verbose[0]) and verbose[0].startswith("Step 10:")
 

@@ -347,7 +347,7 @@ def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callabl
     if not decoded:
         raise ImageError(f"none of the {len(paths)} images in {folder} could be read (the first: {skipped[0][1]})")
     for path, reason in skipped:
-        warn(f"skipped {path}: {reason}")
+        warn(f"skipped {path}: {reason.removeprefix(f'cannot read {path}: ')}")  # the file named once
     return decoded, skipped
 
 
