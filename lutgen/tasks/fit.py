@@ -203,17 +203,19 @@ def tile_shifts(a: np.ndarray, b: np.ndarray, tiles: int = ALIGNMENT_TILES, reac
 def check_alignment(pair: ImagePair, before: np.ndarray, after: np.ndarray) -> None:
     """Refuse, by name, a pair whose target is shifted, cropped or rescaled against its input.
 
-    The edge maps of both pictures (at most :data:`ALIGNMENT_SIDE` pixels a side) are compared tile
-    by tile; a tile whose best match is a shift of 2 pixels or more, clearly better than no shift,
-    means the pictures do not show the same pixels. A colour grade changes the strength of edges but
-    not where they are, so graded pairs pass.
+    The edge maps of both pictures are compared tile by tile at two sizes (at most
+    :data:`ALIGNMENT_SIDE` pixels a side, and half that, so shifts up to twice :data:`MAX_SHIFT` are
+    seen); a tile whose best match is a shift of 2 pixels or more, clearly better than no shift,
+    means the pictures do not show the same pixels. A colour grade changes the strength of edges
+    but not where they are, so graded pairs pass.
     """
     factor = max(1, -(-max(before.shape[:2]) // ALIGNMENT_SIDE))
-    for (dx, dy), best, unshifted in tile_shifts(edge_strength(before, factor), edge_strength(after, factor)):
-        if max(abs(dx), abs(dy)) >= 2 and best > unshifted + ALIGNMENT_GAIN:
-            raise ImageError(f"{pair.input} and its target {pair.target} are not aligned: part of the target "
-                             f"matches the input moved by about {dx * factor:+d}, {dy * factor:+d} pixels "
-                             f"(a shift, crop or resize); fit needs the same pixels in both")
+    for scale in (2 * factor, factor):
+        for (dx, dy), best, unshifted in tile_shifts(edge_strength(before, scale), edge_strength(after, scale)):
+            if max(abs(dx), abs(dy)) >= 2 and best > unshifted + ALIGNMENT_GAIN:
+                raise ImageError(f"{pair.input} and its target {pair.target} are not aligned: part of the "
+                                 f"target matches the input moved by about {max(abs(dx), abs(dy)) * scale} "
+                                 "pixels (a shift, crop or resize); fit needs the same pixels in both")
 
 
 def sample_pixels(before: np.ndarray, after: np.ndarray, max_pixels: int, rng: np.random.Generator

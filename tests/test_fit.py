@@ -1,0 +1,281 @@
+"""`lutgen fit`: the lattice-regression solver against dense least squares, known looks recovered from
+before/after pairs, misaligned pairs refused, and the command end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from cli_runner import one_sentence_error, run_lutgen
+from pairs_fixture import ROOT, bundled_photo, save_unit, write_pairs
+from PIL import Image
+from scipy.sparse.linalg import spsolve
+
+from lutgen.color.cpu import apply_lut_array
+from lutgen.errors import ImageError
+from lutgen.formats import read_lut
+from lutgen.lut import LUT, grid
+from lutgen.optim import lattice_fit as lf
+from lutgen.tasks.fit import fit
+
+PHOTOS = ["mate_aqua", "astronaut", "coffee"]
+UNSEEN = ["chelsea_cat", "mate_garden", "rocket"]
+SIDE = 200
+
+
+def matrix_gamma(rgb: np.ndarray) -> np.ndarray:
+    """A smooth look: a saturating, warming 3x3 matrix, then a gamma."""
+    matrix = np.array([[1.15, -0.10, -0.05], [-0.05, 1.05, 0.0], [-0.05, -0.15, 1.1]])
+    return np.clip(rgb @ matrix.T + [0.02, 0.0, -0.02], 0, 1) ** 0.8
+
+
+def black_and_white(rgb: np.ndarray) -> np.ndarray:
+    """A B&W film look: a red-heavy channel mix, then an S curve, in all three channels."""
+    grey = np.clip(rgb @ [0.5, 0.4, 0.1], 0, 1)
+    grey = grey * grey * (3 - 2 * grey)
+    return np.repeat(grey[..., None], 3, axis=-1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((np.asarray(a, float) - b) ** 2)))
+
+
+def look_pairs(tmp_path, look, names=PHOTOS, suffix=".png"):
+    """Pairs of bundled photos before and after ``look`` (8-bit PNG)."""
+    return write_pairs(tmp_path, names, SIDE, lambda photo, rng: (photo, look(photo)), target_suffix=suffix)
+
+
+# --------------------------------------------------------------------------------------------
+# The solver
+# --------------------------------------------------------------------------------------------
+
+
+def test_lattice_solve_matches_dense_least_squares_on_a_tiny_problem():
+    rng = np.random.default_rng(1)
+    n, smoothness, ridge = 3, 1e-3, 1e-2
+    x = rng.uniform(0, 1, (40, 3))
+    r = rng.normal(0, 0.1, (40, 3))
+    w = rng.uniform(0.5, 2, 40)
+    rows = lf.interpolation_matrix(*lf.trilinear_corners(x, n), n)
+    solved = lf.solve_lattice(rows, w, r, n, smoothness, ridge=ridge)
+
+    # The same objective written out as one stacked least-squares problem, solved in float64.
+    a = rows.toarray()
+    d2 = np.array([[1.0, -2.0, 1.0]])
+    eye = np.eye(n)
+    second = [np.kron(np.kron(eye, eye), d2), np.kron(np.kron(eye, d2), eye), np.kron(np.kron(d2, eye), eye)]
+    prior_scale = (n - 1) ** 4 / n**3
+    stacked = np.vstack([np.sqrt(w / w.sum())[:, None] * a,
+                         *[np.sqrt(smoothness * prior_scale) * s for s in second],
+                         np.sqrt(ridge / n**3) * np.eye(n**3)])
+    right = np.vstack([np.sqrt(w / w.sum())[:, None] * r, np.zeros((len(stacked) - len(r), 3))])
+    expected = np.linalg.lstsq(stacked, right, rcond=None)[0]
+    np.testing.assert_allclose(solved, expected, atol=1e-9)
+
+
+def test_multigrid_conjugate_gradients_match_a_direct_sparse_solve():
+    rng = np.random.default_rng(2)
+    n = 13  # 13 -> 7: one coarse level
+    x = rng.uniform(0, 1, (3000, 3)) ** 2  # the data leave part of the cube empty
+    r = rng.normal(0, 0.05, (3000, 3))
+    w = np.ones(3000)
+    rows = lf.interpolation_matrix(*lf.trilinear_corners(x, n), n)
+    solved = lf.solve_lattice(rows, w, r, n, 1e-5)
+    system = (rows.T @ rows / 3000 + 1e-5 * lf.smoothness_prior(n) + lf.RIDGE / n**3 * sp.identity(n**3)).tocsc()
+    expected = spsolve(system, rows.T @ r / 3000)
+    assert np.abs(solved - expected).max() < 1e-5 * np.abs(expected).max()
+
+
+def test_trilinear_rows_reproduce_the_lut_kernel():
+    table = matrix_gamma(grid(5))
+    x = np.random.default_rng(3).uniform(0, 1, (500, 3))
+    np.testing.assert_allclose(lf.interpolate(table, x), apply_lut_array(x, LUT(table)), atol=1e-12)
+
+
+def test_identity_samples_give_the_identity_lut():
+    x = np.random.default_rng(4).uniform(0, 1, (20000, 3)) ** 1.5
+    result = lf.fit_lattice(x, x, 9)
+    assert np.abs(result.table - grid(9)).max() < 1e-3
+
+
+def test_a_few_outliers_do_not_bend_the_lut():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (40000, 3))
+    y = matrix_gamma(x)
+    spoiled = y.copy()
+    bad = rng.choice(len(x), 400, replace=False)  # 1% of the pixels retouched to pure red
+    spoiled[bad] = [1.0, 0.0, 0.0]
+    clean = lf.fit_lattice(x, y, 9).table
+    robust = lf.fit_lattice(x, spoiled, 9).table
+    plain = lf.fit_lattice(x, spoiled, 9, iterations=1).table
+    assert np.abs(robust - clean).max() < 0.5 * np.abs(plain - clean).max()
+    assert np.abs(robust - clean).max() < 0.01
+
+
+# --------------------------------------------------------------------------------------------
+# Known looks recovered from pairs
+# --------------------------------------------------------------------------------------------
+
+
+def unseen_psnr(lut: LUT, look) -> float:
+    """Mean PSNR of ``lut`` against ``look`` on bundled photos not used for fitting."""
+    return float(np.mean([psnr(apply_lut_array(photo, lut), look(photo))
+                          for photo in (bundled_photo(name, SIDE) for name in UNSEEN)]))
+
+
+def test_a_smooth_look_is_recovered(tmp_path):
+    inputs, targets = look_pairs(tmp_path, matrix_gamma)
+    result = fit(inputs, targets, tmp_path / "look.cube", lut_size=17, holdout="none")
+    lut = read_lut(tmp_path / "look.cube")
+    covered = np.unique(lf.trilinear_corners(np.concatenate(
+        [bundled_photo(name, SIDE).reshape(-1, 3) for name in PHOTOS]), 17)[0])
+    nodes = grid(17).reshape(-1, 3)
+    error = np.abs(lut.table.reshape(-1, 3)[covered] - matrix_gamma(nodes[covered]))
+    assert np.percentile(error, 95) < 0.01  # on the nodes the pairs reach (8-bit rounding aside)
+    assert result.training_scores.psnr > 45
+    assert unseen_psnr(lut, matrix_gamma) > 40
+
+
+def test_a_bundled_film_lut_is_recovered(tmp_path):
+    velvia = read_lut(ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube")
+
+    def look(photo):
+        return apply_lut_array(photo, velvia)
+
+    inputs, targets = look_pairs(tmp_path, look, PHOTOS + ["mate_dune"])
+    result = fit(inputs, targets, tmp_path / "velvia.cube", lut_size=33)
+    assert result.holdout == "mate_dune" and result.holdout_scores.psnr > 35
+    assert unseen_psnr(read_lut(tmp_path / "velvia.cube"), look) > 35
+
+
+def test_a_black_and_white_look_gives_neutral_outputs(tmp_path):
+    inputs, targets = look_pairs(tmp_path, black_and_white)
+    fit(inputs, targets, tmp_path / "bw.cube", lut_size=17, holdout="none")
+    table = read_lut(tmp_path / "bw.cube").table
+    assert np.abs(table - table[..., :1]).max() < 1e-5  # R = G = B at every node, the unseen ones too
+    assert unseen_psnr(LUT(table), black_and_white) > 38
+
+
+def test_identity_pairs_give_the_identity_lut(tmp_path):
+    inputs, targets = look_pairs(tmp_path, lambda photo: photo)
+    fit(inputs, targets, tmp_path / "same.cube", lut_size=9, holdout="none")
+    assert np.abs(read_lut(tmp_path / "same.cube").table - grid(9)).max() < 1e-3
+
+
+# --------------------------------------------------------------------------------------------
+# Alignment and sizes
+# --------------------------------------------------------------------------------------------
+
+
+def write_one(folder, name, before, after, target_suffix=".png"):
+    (folder / "input").mkdir(parents=True, exist_ok=True)
+    (folder / "target").mkdir(exist_ok=True)
+    save_unit(before, folder / "input" / f"{name}.png")
+    save_unit(after, folder / "target" / f"{name}{target_suffix}")
+    return folder / "input", folder / "target"
+
+
+def resized(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    image = Image.fromarray(np.round(np.clip(values, 0, 1) * 255).astype(np.uint8))
+    return np.asarray(image.resize((width, height), Image.LANCZOS)) / 255.0
+
+
+def test_a_shifted_pair_is_refused_by_name(tmp_path):
+    photo = bundled_photo("astronaut", 256)
+    inputs, targets = write_one(tmp_path, "moved", photo[:, :-8], matrix_gamma(photo[:, 8:]))
+    with pytest.raises(ImageError, match=r"moved.png and its target .*moved.png are not aligned.* about 8 pixels"):
+        fit(inputs, targets, tmp_path / "x.cube", holdout="none")
+    assert not (tmp_path / "x.cube").exists()
+
+
+def test_a_cropped_then_resized_pair_is_refused_by_name(tmp_path):
+    photo = bundled_photo("coffee", 256)
+    h, w = photo.shape[:2]
+    graded = matrix_gamma(photo)[12:-12, 18:-18]
+    inputs, targets = write_one(tmp_path, "crop", photo, resized(graded, w, h))
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", tmp_path / "x.cube")
+    one_sentence_error(result, "crop.png", "not aligned")
+
+
+def test_a_target_of_another_size_and_the_same_shape_is_resized(tmp_path):
+    photo = bundled_photo("mate_aqua", 400)
+    h, w = photo.shape[:2]
+    inputs, targets = write_one(tmp_path, "big", resized(photo, w // 2, h // 2), matrix_gamma(photo))
+    result = fit(inputs, targets, tmp_path / "x.cube", lut_size=9, holdout="none")
+    assert result.training_scores.psnr > 35
+
+
+def test_a_target_of_another_shape_is_refused_by_name(tmp_path):
+    photo = bundled_photo("mate_aqua", 300)
+    inputs, targets = write_one(tmp_path, "wide", photo, matrix_gamma(photo)[:-20])
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", tmp_path / "x.cube")
+    one_sentence_error(result, "wide.png", "aspect ratios differ")
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def test_the_command_reports_scores_and_writes_the_recipe(tmp_path):
+    inputs, targets = look_pairs(tmp_path, matrix_gamma, suffix=".jpg")
+    output = tmp_path / "out" / "look.cube"
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", output, "--lut-size", 17,
+                        "--interpolation", "tetrahedral")
+    assert result.returncode == 0, result.stderr
+    assert "held-out pair mate_aqua: PSNR" in result.stdout and "fitted 2 pair(s)" in result.stdout
+    held_psnr = float(result.stdout.split("held-out pair mate_aqua: PSNR ")[1].split()[0])
+    assert held_psnr > 35
+    lut = read_lut(output)
+    assert lut.size == 17
+    comments = "\n".join(lut.comments)
+    assert "lutgen 0.1.0 fit" in comments and "lut size 17, smoothness 1e-05" in comments
+    assert "held out mate_aqua: mate_aqua.png sha256:" in comments
+    import hashlib
+
+    digest = hashlib.sha256((inputs / "coffee.png").read_bytes()).hexdigest()[:12]
+    assert f"pair coffee: coffee.png sha256:{digest} -> coffee.jpg sha256:" in comments
+
+
+@pytest.mark.parametrize("option, value, fragment", [
+    ("--lut-size", "1", "--lut-size must be between 2 and 129"),
+    ("--lut-size", "130", "--lut-size must be between 2 and 129"),
+    ("--smoothness", "-1", "--smoothness must be a number greater than 0"),
+    ("--smoothness", "nan", "--smoothness must be a number greater than 0"),
+    ("--max-pixels", "5", "--max-pixels must be between 100"),
+    ("--interpolation", "cubic", "--interpolation must be one of trilinear, tetrahedral"),
+    ("--holdout", "nobody", "--holdout nobody names no pair"),
+    ("-o", "look.txt", "must end in .cube"),
+])
+def test_bad_options_are_one_sentence(tmp_path, option, value, fragment):
+    inputs, targets = look_pairs(tmp_path, matrix_gamma, names=["coffee"])
+    args = {"-o": tmp_path / "x.cube", option: value}
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, *[a for kv in args.items() for a in kv])
+    one_sentence_error(result, fragment)
+
+
+def test_bad_folders_and_images_are_one_sentence(tmp_path):
+    inputs, targets = look_pairs(tmp_path, matrix_gamma, names=["coffee", "rocket"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def run(input_dir=inputs, target_dir=targets):
+        return run_lutgen("fit", "--input-dir", input_dir, "--target-dir", target_dir, "-o", tmp_path / "x.cube")
+
+    one_sentence_error(run(empty), "the input folder", "has no images")
+    one_sentence_error(run(tmp_path / "missing"), "does not exist")
+    one_sentence_error(run(inputs, inputs), "--target-dir", "is the --input-dir folder")
+    (targets / "rocket.png").rename(targets / "rockets.png")
+    one_sentence_error(run(), "rocket.png", "no target of the same name")
+    (targets / "rockets.png").rename(targets / "rocket.png")
+    (targets / "rocket.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    one_sentence_error(run(), "rocket.png")
+    assert not (tmp_path / "x.cube").exists()
+
+
+def test_an_input_is_never_overwritten(tmp_path):
+    inputs, targets = look_pairs(tmp_path, matrix_gamma, names=["coffee"])
+    before = (inputs / "coffee.png").read_bytes()
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", inputs / "coffee.png")
+    one_sentence_error(result, "must end in .cube")
+    assert (inputs / "coffee.png").read_bytes() == before
