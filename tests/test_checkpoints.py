@@ -229,7 +229,7 @@ def test_an_interruption_after_a_finished_generation_writes_it_to_the_output_and
     assert output.read_bytes() == (folder / "generation_0.safetensors").read_bytes()
     assert not (folder / "generation_1.safetensors").exists()
     assert _load(folder / CHECKPOINT_NAME)["generation"] == 1 and _load(folder / CHECKPOINT_NAME)["step"] == 2
-    assert lines[-1] == (
+    assert result.summary == (
         f"interrupted in generation 1 after step 2 of 4; the checkpoint {folder / CHECKPOINT_NAME} holds generation 1 "
         f"at step 2 (continue with --resume); finished generation(s): generation_0.safetensors in {folder}; "
         f"wrote {output} from generation 0, the last finished one (--resume trains the rest and replaces it)")
@@ -243,7 +243,7 @@ def test_an_interruption_before_the_first_checkpoint_says_nothing_was_saved(pair
     lines = []
     result = train(options(pairs, output, checkpoint_every=3), echo=lines.append, progress=_InterruptAt(1))
     assert result.exit_code == 130 and not output.exists()
-    assert "after step 1 of 4; the checkpoint" in lines[-1]  # the step done is saved on the way out
+    assert "after step 1 of 4; the checkpoint" in result.summary  # the step done is saved on the way out
     assert _load(default_checkpoint_dir(output) / CHECKPOINT_NAME)["step"] == 1
 
 
@@ -274,7 +274,8 @@ def test_a_signal_keeps_the_checkpoint_removes_temporaries_and_sets_the_exit_cod
             child.kill()
     assert child.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert "interrupted in generation 0 after step" in stdout and "(continue with --resume)" in stdout
+    last = stderr.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar: one sentence
+    assert last.startswith("error: interrupted in generation 0 after step") and "(continue with --resume)" in last
     assert sorted(p.name for p in checkpoint.parent.iterdir()) == [CHECKPOINT_NAME]  # no temporary files
     assert not output.exists()
     state = _load(checkpoint)

@@ -66,7 +66,9 @@ def train(
     except KeyboardInterrupt as interruption:
         report_error("interrupted before training started; nothing was written")
         raise typer.Exit(interrupt_exit_code(interruption)) from None
-    if result.interrupted:  # the task has said what the checkpoint and the finished generations hold
+    if result.interrupted:
+        if result.leader:  # what the checkpoint and the finished generations hold
+            report_error(result.summary)
         raise typer.Exit(result.exit_code)
     if not result.leader:
         return

@@ -22,7 +22,7 @@ from lutgen.fileio import atomic_path, check_regular_file
 from lutgen.tasks.options import MAX_SEED
 
 if TYPE_CHECKING:
-    from lutgen.tasks.train import TrainOptions
+    from lutgen.tasks.train_options import TrainOptions
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "lutgen-adaint-train-1"

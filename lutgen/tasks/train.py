@@ -54,7 +54,7 @@ import numpy as np
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError, interrupt_exit_code
 from lutgen.fileio import atomic_path, check_folder_writable, check_regular_file
-from lutgen.models import FIVEK_LOSS, FIVEK_TRAINING
+from lutgen.models import FIVEK_TRAINING
 from lutgen.tasks.checkpoints import (
     CHECKPOINT_NAME,
     metadata,
@@ -65,39 +65,9 @@ from lutgen.tasks.checkpoints import (
 from lutgen.tasks.evaluate import check_distinct_folders
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
+from lutgen.tasks.train_options import TrainOptions
 from lutgen.tasks.train_data import PairData, batch_indices, derived_seed
 from lutgen.tasks.train_processes import Processes, start_processes, world_size
-
-
-@dataclass
-class TrainOptions:
-    """Every option of ``lutgen train``; the defaults are the published FiveK settings."""
-
-    input_dir: Path
-    target_dir: Path
-    output_path: Path = Path("adaint.safetensors")
-    checkpoint_dir: Path | None = None
-    epochs: int = FIVEK_TRAINING.epochs
-    batch_size: int = FIVEK_TRAINING.batch_size
-    learning_rate: float = FIVEK_TRAINING.learning_rate
-    max_side: int | None = 720  # the longer side photos are loaded at (FiveK 480p: 720 x 480 for 3:2)
-    n_vertices: int = 33
-    n_ranks: int = 3
-    adaptive: bool = True
-    augment: bool = True
-    adaint_frozen_epochs: int = FIVEK_TRAINING.adaint_frozen_epochs
-    adaint_lr_factor: float = FIVEK_TRAINING.adaint_lr_factor
-    sparse_factor: float = FIVEK_LOSS.sparse_factor
-    smooth_factor: float = FIVEK_LOSS.smooth_factor
-    monotonicity_factor: float = FIVEK_LOSS.monotonicity_factor
-    generations: int = 1
-    distill_weight: float = 1.0
-    checkpoint_every: int = 0  # steps; 0: once per epoch
-    resume: bool = False
-    seed: int | None = None
-    device: str = "auto"
-    precision: str = "float32"  # or "float64": slower, for checking reproducibility to rounding level
-    cache_megabytes: int = 2048  # decoded photos kept in memory, per process
 
 
 PRECISIONS = ("float32", "float64")
@@ -309,7 +279,6 @@ def _run(options: TrainOptions, plan: Plan, processes: Processes, echo, progress
         result.exit_code = interrupt_exit_code(interruption)
         bar.close()
         _after_interruption(options, result)
-        echo(result.summary)
     finally:
         bar.close()
     return result
