@@ -159,6 +159,24 @@ def test_a_folder_of_more_images_than_memory_allows_is_refused_before_decoding(t
                  echo=quiet, warn=quiet)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("output_path", "a" * 300 + "/x.cube", "--output-path: the name aaaa"),
+        ("output_path", "a" * 250 + ".cube", "is 255 bytes long; at most 240 are allowed"),  # room for the temporary
+        ("output_path", "a/" * 2100 + "x.cube", "--output-path is 4206 bytes long; a path may hold at most 4096"),
+        ("log_dir", "é" * 200, "--log-dir: the name éééé"),
+        ("image_folder", "b" * 256, "--image-folder: the name bbbb"),
+    ],
+)
+def test_names_too_long_for_the_file_system_are_refused(tiny_clip_model, training_folder, tmp_path, field, value,
+                                                         fragment):
+    changes = {"log_interval": 1, field: Path(value)}
+    with pytest.raises(OptionError, match=re.escape(fragment)):
+        validate(options(tiny_clip_model, training_folder, tmp_path, **changes))
+    validate(options(tiny_clip_model, training_folder, tmp_path, output_path=tmp_path / ("a" * 235 + ".cube")))
+
+
 # ----------------------------------------------------------------------------------------------
 # Prompts
 

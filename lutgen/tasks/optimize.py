@@ -64,6 +64,9 @@ MAX_SNAPSHOTS = 1000
 MAX_SNAPSHOT_BYTES = 2 << 30
 CUBE_BYTES_PER_NODE = 27  # "0.123456 0.123456 0.123456\n"
 SLUG_BYTES = 100
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
+PATH_MAX = 4096
+TEMPORARY_NAME_BYTES = 15  # what an atomic write adds to a name: ".NAME.12345678.part.cube"
 MAX_IMAGES = 1000
 """Most training images: all are kept on the device at three times CLIP's input size, in float16
 (about 2 MB each for 224-pixel models, 4.5 MB for 336), so 1000 take 2 to 5 GB."""
@@ -225,7 +228,22 @@ def _check_choices(o: OptimizeOptions) -> None:
         raise OptionError("--clip-pretrained is empty; give a tag such as openai or a weights file")
 
 
+def check_path_length(path: Path, what: str, spare: int = 0) -> None:
+    """Refuse a path the file system cannot hold: a name over :data:`NAME_MAX` bytes (``spare`` fewer
+    for the last one, to leave room for a temporary name beside it) or the whole over :data:`PATH_MAX`."""
+    encoded = os.fsencode(path)
+    if len(encoded) > PATH_MAX:
+        raise OptionError(f"{what} is {len(encoded)} bytes long; a path may hold at most {PATH_MAX}")
+    parts = path.parts
+    for index, part in enumerate(parts):
+        limit = NAME_MAX - (spare if index == len(parts) - 1 else 0)
+        if len(os.fsencode(part)) > limit:
+            raise OptionError(f"{what}: the name {part[:40]}... is {len(os.fsencode(part))} bytes long; "
+                              f"at most {limit} are allowed")
+
+
 def _check_output(path: Path) -> None:
+    check_path_length(path, "--output-path", TEMPORARY_NAME_BYTES)
     if path.suffix.lower() != ".cube":
         raise OptionError(f"--output-path {path} must end in .cube")
     if path.is_dir():
@@ -238,6 +256,7 @@ def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
     if o.log_interval == 0:
         return None
     log_dir = Path(o.log_dir) if o.log_dir is not None else Path("tmp") / "training_logs" / prompt_slug(prompt)
+    check_path_length(log_dir, "--log-dir")
     check_folder_writable(log_dir, f"--log-dir {log_dir}")
     return log_dir
 
@@ -309,6 +328,7 @@ def validate(o: OptimizeOptions) -> Plan:
     _check_output(Path(o.output_path))
     log_dir = _choose_log_dir(o, prompt)
     folder = Path(o.image_folder) if o.image_folder is not None else default_image_folder()
+    check_path_length(folder, "--image-folder")
     _check_image_folder(folder)
     images = find_images(folder)
     if len(images) > MAX_IMAGES:
