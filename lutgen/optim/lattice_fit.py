@@ -237,7 +237,7 @@ def _bin_rows(bins: Bins, h: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
 
 @dataclass(frozen=True)
 class LatticeFit:
-    """A fitted table ``(N, N, N, 3)``, the global model under it, and each sample's final Huber weight ``(P,)``."""
+    """A fitted table ``(N, N, N, 3)``, the global model under it, and each sample's Huber weight ``(P,)`` in the last solve."""
 
     table: np.ndarray
     model: CurveModel
@@ -377,14 +377,24 @@ def fit_lattice(x: np.ndarray, y: np.ndarray, n: int, smoothness: float = DEFAUL
     nodes_rgb = grid(n).reshape(-1, 3)
     h = np.ones(len(x))
     offset = None
-    for _ in range(max(1, iterations)):
+    iterations = max(1, iterations)
+    for iteration in range(iterations):
+        if iteration:
+            h = huber_weights(y - _predict(bins, flat), delta)
         total, row_weights, targets = _bin_rows(bins, h, y)
         model = fit_curve_model(bins.centres, targets, total)
         base = model(nodes_rgb)
         rows = interpolation_matrix(bins.nodes, row_weights, n)
         offset = solve_lattice(rows, total, targets - rows @ base, n, smoothness, start=offset)
         flat = base + offset
-        predicted = np.einsum("pc,pck->pk", bins.sample_weights, flat[bins.nodes[bins.labels]])
-        h = huber_weights(y - predicted, delta)
     table = np.clip(flat, 0.0, 1.0).reshape(n, n, n, 3)
-    return LatticeFit(table, model, h, max(1, iterations))
+    return LatticeFit(table, model, h, iterations)
+
+
+def _predict(bins: Bins, flat: np.ndarray) -> np.ndarray:
+    """The flat table ``(N^3, 3)`` interpolated at every sample of ``bins``; returns ``(P, 3)``."""
+    nodes = bins.nodes[bins.labels]
+    out = np.zeros((len(nodes), 3))
+    for corner in range(nodes.shape[1]):
+        out += bins.sample_weights[:, corner, None] * flat[nodes[:, corner]]
+    return out

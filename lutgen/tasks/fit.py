@@ -12,7 +12,8 @@ is fitted to them by :func:`lutgen.optim.lattice_fit.fit_lattice` (regularised l
 over a global curve model, with a robust loss). With three pairs or more one pair is held out by
 default (the last by name, or the one ``holdout`` names): the written LUT is fitted without it, and
 its PSNR and mean CIE76 Delta E on the held-out pair (at full resolution) tell how well the look
-carries to photos it never saw. The training PSNR is measured on the sampled pixels.
+carries to photos it never saw. The training scores are measured on (at most 200,000 of) the sampled
+pixels.
 
 The ``.cube`` is written atomically, with a recipe in its comments: every pair's file names with
 the first 12 hex digits of their SHA-256, the LUT size, the smoothness, the pixels per pair, the
@@ -49,6 +50,8 @@ HOLDOUT_MIN_PAIRS = 3
 """With at least this many pairs, one is held out unless asked otherwise."""
 SEED = 0
 HASH_DIGITS = 12
+SCORED_SAMPLES = 200_000
+"""The training PSNR and Delta E are measured on at most this many of the sampled pixels."""
 ALIGNMENT_SIDE = 512
 """Pairs are compared for alignment at most this many pixels a side (box-averaged)."""
 MAX_SHIFT = 6
@@ -160,11 +163,16 @@ def _box_shrink(plane: np.ndarray, factor: int) -> np.ndarray:
     return plane[:h, :w].reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
 
 
-def edge_strength(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """Gradient magnitude ``(H', W')`` of the mean of the channels, after a ``factor`` box shrink."""
-    plane = _box_shrink(np.asarray(rgb, np.float32).mean(axis=2), factor)
+def edge_strength(plane: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of a grey picture ``(H, W)``."""
     gy, gx = np.gradient(plane)
     return np.hypot(gx, gy)
+
+
+def _grey(rgb: np.ndarray, factor: int) -> np.ndarray:
+    """The sum of the channels, box-shrunk by ``factor``."""
+    rgb = np.asarray(rgb, np.float32)
+    return _box_shrink(rgb[..., 0] + rgb[..., 1] + rgb[..., 2], factor)
 
 
 def tile_shifts(a: np.ndarray, b: np.ndarray, tiles: int = ALIGNMENT_TILES, reach: int = MAX_SHIFT
@@ -210,8 +218,9 @@ def check_alignment(pair: ImagePair, before: np.ndarray, after: np.ndarray) -> N
     but not where they are, so graded pairs pass.
     """
     factor = max(1, -(-max(before.shape[:2]) // ALIGNMENT_SIDE))
-    for scale in (2 * factor, factor):
-        for (dx, dy), best, unshifted in tile_shifts(edge_strength(before, scale), edge_strength(after, scale)):
+    fine = _grey(before, factor), _grey(after, factor)
+    for scale, (a, b) in ((2 * factor, [_box_shrink(plane, 2) for plane in fine]), (factor, fine)):
+        for (dx, dy), best, unshifted in tile_shifts(edge_strength(a), edge_strength(b)):
             if max(abs(dx), abs(dy)) >= 2 and best > unshifted + ALIGNMENT_GAIN:
                 raise ImageError(f"{pair.input} and its target {pair.target} are not aligned: part of the "
                                  f"target matches the input moved by about {max(abs(dx), abs(dy)) * scale} "
@@ -324,7 +333,8 @@ def fit(
         check_alignment(held_pair, *held_images)
     result = fit_lattice(x, y, lut_size, smoothness=smoothness)
     lut = LUT(result.table, title="lutgen fit", comments=recipe(pairs, lut_size, smoothness, max_pixels, held))
-    training_scores = score_lut(lut, x, y, interpolation)
+    scored = np.random.default_rng(SEED).permutation(len(x))[:SCORED_SAMPLES]
+    training_scores = score_lut(lut, x[scored], y[scored], interpolation)
     held_scores = None if held_images is None else score_lut(lut, *held_images, interpolation)
     from lutgen.formats import write_lut
 
