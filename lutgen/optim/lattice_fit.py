@@ -12,9 +12,11 @@ The method (the solver behind ``lutgen fit``; pure functions, no I/O, no torch):
    prior (squared second differences along each axis of the *offset from the global model*, scaled
    as a mean squared second derivative over the unit cube so that one ``smoothness`` suits every
    ``N``), plus a small ridge on that offset, makes the nodes the samples never reach follow the
-   global model. The normal equations ``(A^T W A + smoothness * P + ridge * I) d = A^T W r`` (one
-   matrix, three right-hand sides) are sparse and symmetric positive definite; they are solved by
-   conjugate gradients with a Jacobi preconditioner, warm-started from the previous solution.
+   global model. The normal equations ``(A^T W A + smoothness * P + ridge / N^3 * I) d = A^T W r``
+   (one matrix, three right-hand sides, weights summing to 1) are sparse and symmetric positive
+   definite. A direct sparse factorisation fills in far too much at ``33^3`` (minutes), and plain
+   conjugate gradients need thousands of iterations on a curvature prior, so they are solved by
+   conjugate gradients preconditioned with a geometric multigrid V-cycle: about ten iterations.
 3. **Colour bins.** To keep the system small, samples are grouped into bins nested in the lattice
    cells (at least 64 bins per axis); each bin contributes one row, the weighted mean of its
    samples' interpolation rows and target colours, with the summed weight.
@@ -45,8 +47,11 @@ RIDGE = 3e-3
 HUBER_DELTA = 0.03
 """Colour error (Euclidean, in [0, 1] RGB) beyond which a sample's weight falls as ``delta / error``."""
 MIN_BINS_PER_AXIS = 64
+"""Colour bins per axis, at least (a multiple of the lattice's cells)."""
 DEFAULT_SMOOTHNESS = 1e-5
+"""Weight of the lattice prior (per unit mean squared second derivative); chosen by ``bench/bench_fit.py``."""
 CG_TOLERANCE = 1e-7
+"""Conjugate gradients stop when each channel's residual is this fraction of its right-hand side."""
 CG_MAX_ITERATIONS = 200
 
 
