@@ -223,6 +223,7 @@ def test_the_command_reports_scores_and_writes_the_recipe(tmp_path):
     result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", output, "--lut-size", 17,
                         "--interpolation", "tetrahedral")
     assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr and "error" not in result.stderr
     assert "held-out pair mate_aqua: PSNR" in result.stdout and "fitted 2 pair(s)" in result.stdout
     held_psnr = float(result.stdout.split("held-out pair mate_aqua: PSNR ")[1].split()[0])
     assert held_psnr > 35
@@ -279,3 +280,27 @@ def test_an_input_is_never_overwritten(tmp_path):
     result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", inputs / "coffee.png")
     one_sentence_error(result, "must end in .cube")
     assert (inputs / "coffee.png").read_bytes() == before
+
+
+def test_a_pair_with_another_grade_is_warned_about_by_name(tmp_path):
+    def make_pair(photo, rng):
+        return photo, matrix_gamma(photo)
+
+    inputs, targets = write_pairs(tmp_path, PHOTOS + ["rocket"], SIDE, make_pair)
+    rocket = bundled_photo("rocket", SIDE)
+    save_unit(black_and_white(rocket), targets / "rocket.png")  # graded differently
+    result = run_lutgen("fit", "--input-dir", inputs, "--target-dir", targets, "-o", tmp_path / "x.cube",
+                        "--holdout", "none", "--lut-size", 17)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: the LUT explains")]
+    assert any("rocket.png" in line for line in warnings), result.stderr
+    assert not any(name in line for line in warnings for name in ("coffee", "astronaut")), result.stderr
+
+
+def test_tiny_pictures_are_fitted(tmp_path):
+    rng = np.random.default_rng(6)
+    before = rng.uniform(0, 1, (3, 2, 3))
+    inputs, targets = write_one(tmp_path, "tiny", before, matrix_gamma(before))
+    result = fit(inputs, targets, tmp_path / "tiny.cube", lut_size=5)
+    assert result.samples == 6 and result.holdout is None
+    assert read_lut(tmp_path / "tiny.cube").size == 5

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from lutgen import __version__
-from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
 from lutgen.fileio import check_folder_writable, check_regular_file, ensure_not_input
 from lutgen.imaging import load_rgb_float
 from lutgen.lut import INTERPOLATIONS, LUT
-from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice
+from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
 from lutgen.tasks.pairs import ImagePair, pair_images
 
 ASPECT_TOLERANCE = 0.01
@@ -50,6 +51,9 @@ HOLDOUT_MIN_PAIRS = 3
 """With at least this many pairs, one is held out unless asked otherwise."""
 SEED = 0
 HASH_DIGITS = 12
+POORLY_EXPLAINED_PSNR, POORLY_EXPLAINED_GAP, POORLY_EXPLAINED_SAMPLES = 30.0, 8.0, 50_000
+"""A training pair is warned about when the fit's PSNR on (50,000 of) its samples is under 30 dB and
+8 dB under the best pair's."""
 SCORED_SAMPLES = 200_000
 """The training PSNR and Delta E are measured on at most this many of the sampled pixels."""
 ALIGNMENT_SIDE = 512
@@ -164,7 +168,9 @@ def _box_shrink(plane: np.ndarray, factor: int) -> np.ndarray:
 
 
 def edge_strength(plane: np.ndarray) -> np.ndarray:
-    """Gradient magnitude of a grey picture ``(H, W)``."""
+    """Gradient magnitude of a grey picture ``(H, W)`` (zeros when a side is under 2 pixels)."""
+    if min(plane.shape) < 2:
+        return np.zeros_like(plane)
     gy, gx = np.gradient(plane)
     return np.hypot(gx, gy)
 
@@ -184,9 +190,9 @@ def tile_shifts(a: np.ndarray, b: np.ndarray, tiles: int = ALIGNMENT_TILES, reac
     tile with enough edges (a tenth of the mean tile's energy); flat tiles prove nothing.
     """
     h, w = a.shape
+    if min(h, w) <= 2 * reach + tiles:
+        return []  # too small to compare
     inner = a[reach:h - reach, reach:w - reach]
-    if inner.size == 0:
-        return []
     rows = np.linspace(0, inner.shape[0], tiles + 1).astype(int)
     cols = np.linspace(0, inner.shape[1], tiles + 1).astype(int)
 
@@ -288,8 +294,11 @@ def recipe(pairs: Sequence[ImagePair], lut_size: int, smoothness: float, max_pix
 # --------------------------------------------------------------------------------------------
 
 
-def _gather(pairs: Sequence[ImagePair], max_pixels: int, progress) -> tuple[np.ndarray, np.ndarray]:
-    """Load, check the alignment of, and sample every pair; returns the samples ``(P, 3)`` and ``(P, 3)``."""
+def _gather(pairs: Sequence[ImagePair], max_pixels: int, progress) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Load, check the alignment of, and sample every pair.
+
+    Returns the samples ``(P, 3)`` and ``(P, 3)``, and how many came from each pair (in order).
+    """
     rng = np.random.default_rng(SEED)
     xs, ys = [], []
     for pair in progress(list(pairs)):
@@ -298,7 +307,31 @@ def _gather(pairs: Sequence[ImagePair], max_pixels: int, progress) -> tuple[np.n
         x, y = sample_pixels(before, after, max_pixels, rng)
         xs.append(x)
         ys.append(y)
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), [len(x) for x in xs]
+
+
+def warn_poorly_explained(pairs: Sequence[ImagePair], counts: Sequence[int], table: np.ndarray, x: np.ndarray,
+                          y: np.ndarray) -> None:
+    """Warn about each pair that the fitted table explains far worse than the best one (PSNR on its samples).
+
+    Such a pair has another grade, local retouching or a misalignment the edge check missed; one
+    LUT cannot follow it, and it pulls the fit of the pairs that share its colours (which may be
+    named too). Needs three pairs or more to compare.
+    """
+    if len(pairs) < 3:
+        return
+    ends = np.cumsum(counts)
+    psnrs = []
+    for start, end in zip(ends - np.asarray(counts), ends):
+        part = slice(start, min(end, start + POORLY_EXPLAINED_SAMPLES))
+        mse = float(np.mean((interpolate(table, x[part]) - y[part]) ** 2))
+        psnrs.append(10 * math.log10(1 / max(mse, 1e-20)))
+    best = max(psnrs)
+    for pair, value in zip(pairs, psnrs):
+        if value < POORLY_EXPLAINED_PSNR and value < best - POORLY_EXPLAINED_GAP:
+            warnings.warn(f"the LUT explains {pair.input} and its target poorly ({value:.1f} dB against "
+                          f"{best:.1f} dB for the best pair): check that the target shows the same picture "
+                          "with the same grade, without local retouching", LutgenWarning)
 
 
 def fit(
@@ -325,13 +358,14 @@ def fit(
     held = choose_holdout(pairs, holdout)
     ensure_not_input(output, [path for pair in pairs for path in (pair.input, pair.target)])
     training = [pair for pair in pairs if pair.name != held]
-    x, y = _gather(training, max_pixels, progress)
+    x, y, counts = _gather(training, max_pixels, progress)
     held_pair = next((pair for pair in pairs if pair.name == held), None)
     held_images = None
     if held_pair is not None:
         held_images = load_pair(held_pair)
         check_alignment(held_pair, *held_images)
     result = fit_lattice(x, y, lut_size, smoothness=smoothness)
+    warn_poorly_explained(training, counts, result.table, x, y)
     lut = LUT(result.table, title="lutgen fit", comments=recipe(pairs, lut_size, smoothness, max_pixels, held))
     scored = np.random.default_rng(SEED).permutation(len(x))[:SCORED_SAMPLES]
     training_scores = score_lut(lut, x[scored], y[scored], interpolation)
