@@ -112,17 +112,6 @@ def check_options(output: Path, lut_size: int, smoothness: float, max_pixels: in
     check_folder_writable(output.parent, f"--output {output}")
 
 
-def check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
-    """Refuse a target folder that is the input folder: every photo would be its own target."""
-    try:
-        same = Path(input_dir).samefile(target_dir)
-    except OSError:  # a folder that does not exist is reported by the pairing, by name
-        return
-    if same:
-        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
-                          "(the same scenes, graded)")
-
-
 def choose_holdout(pairs: Sequence[ImagePair], holdout: str | None) -> str | None:
     """The name of the pair to hold out: ``holdout`` if it names one, none for ``0``/``none``, else the default.
 
@@ -353,6 +342,8 @@ def fit(
     """
     output = Path(output)
     check_options(output, lut_size, smoothness, max_pixels, interpolation)
+    from lutgen.tasks.evaluate import check_distinct_folders
+
     check_distinct_folders(input_dir, target_dir)
     pairs = pair_images(input_dir, target_dir, aspect_tolerance=ASPECT_TOLERANCE)
     held = choose_holdout(pairs, holdout)
