@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import stat
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from lutgen import interrupts
 from lutgen.errors import LutgenError, OptionError
 
 
@@ -24,38 +23,24 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     and ``path`` is left as it was.
     """
     path = Path(path)
-    if path.is_dir():
-        raise LutgenError(f"cannot write {path}: it is a folder")
+    try:
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            raise LutgenError(f"cannot write {path}: it is a folder")
+    except OSError as problem:
+        if problem.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise LutgenError(f"cannot write {path}: {_stat_reason(path, problem)}") from None
     tmp: Path | None = None
     try:
-        with _signals_held():  # a Ctrl-C or SIGTERM cannot fall between creating and recording the file
+        with interrupts.held():  # a Ctrl-C or SIGTERM cannot fall between creating and recording the file
             tmp = _temporary_beside(path)
         yield tmp
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:
-            with _signals_held():
+            with interrupts.held():
                 tmp.unlink(missing_ok=True)
         raise
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (in the main thread; elsewhere a no-op).
-
-    A signal that arrives meanwhile is delivered when the block ends, so its ``KeyboardInterrupt``
-    is raised at a point where the caller's clean-up knows about every file it made.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 Writer = Callable[[Path], None]
@@ -76,16 +61,16 @@ def write_together(files: Sequence[tuple[Path, Writer]]) -> None:
     target = None
     try:
         for target, write in files:
-            with _signals_held():
+            with interrupts.held():
                 temporaries.append(_temporary_beside(target))
             _write_naming_target(write, temporaries[-1], target)
         for (target, _), temporary in zip(files, temporaries):
             os.chmod(temporary, _mode_for(target))
-            with _signals_held():
+            with interrupts.held():
                 os.replace(temporary, target)
                 placed.append(target)
     except BaseException as error:
-        with _signals_held():
+        with interrupts.held():
             for path in (*temporaries, *placed):
                 path.unlink(missing_ok=True)
         if isinstance(error, OSError):
@@ -130,8 +115,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def ensure_not_input(output: str | Path, inputs) -> None:
     """Refuse to write ``output`` when it is one of ``inputs`` (same file on disk)."""
     out = Path(output)
-    if not out.exists():
-        return
+    try:
+        os.stat(out)
+    except OSError:
+        return  # nothing there (or nothing that can be reached) to overwrite
     for source in inputs:
         with contextlib.suppress(OSError):
             if out.samefile(source):
@@ -146,11 +133,27 @@ def check_folder_writable(folder: str | Path, what: str) -> None:
     ``"--log-dir tmp/logs"``. Long commands call this before they start, not when they finish.
     """
     folder = Path(folder)
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise OptionError(f"{what} cannot be created: {existing} is a file")
+    existing, mode = Path("."), None
+    for candidate in (folder, *folder.parents):
+        mode = _mode_or_none(candidate, what)
+        if mode is not None:
+            existing = candidate
+            break
+    if mode is not None and not stat.S_ISDIR(mode):
+        kind = "a file" if stat.S_ISREG(mode) else _special_kind(mode)
+        raise OptionError(f"{what} cannot be created: {existing} is {kind}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OptionError(f"{what} cannot be written: the folder {existing} is not writable")
+
+
+def _mode_or_none(path: Path, what: str) -> int | None:
+    """``path``'s file type and mode (links followed), ``None`` when nothing is there; odd names refused."""
+    try:
+        return os.stat(path).st_mode
+    except OSError as problem:
+        if problem.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise OptionError(f"{what} cannot be used: {path}: {_stat_reason(path, problem)}") from None
 
 
 def check_regular_file(path: str | Path, what: str = "file", error: type[LutgenError] = LutgenError) -> Path:

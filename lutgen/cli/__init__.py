@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import sys
 import warnings
 
@@ -28,7 +27,8 @@ try:  # Typer 0.29 and later carry their own copy of click
 except ImportError:  # pragma: no cover - older Typer over click
     from click import exceptions as click_errors
 
-from lutgen.errors import LutgenError, LutgenWarning, Terminated, interrupt_exit_code
+from lutgen import interrupts
+from lutgen.errors import LutgenError, LutgenWarning, interrupt_exit_code
 
 app = typer.Typer(
     name="lutgen",
@@ -75,10 +75,6 @@ def report_images(written: list, failed: list, output_dir) -> None:
         raise typer.Exit(2)
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
-
-
 def _reporting_interruptions(callback):
     """Wrap a command so that a Ctrl-C or SIGTERM it does not handle itself is reported.
 
@@ -118,7 +114,7 @@ def main() -> None:
     for command in app.registered_commands:
         if not hasattr(command.callback, "__wrapped__"):
             command.callback = _reporting_interruptions(command.callback)
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()
     warnings.simplefilter("default")
     warnings.showwarning = _show_warning
     try:
