@@ -64,7 +64,8 @@ ALIGNMENT_TILES = 3
 """The picture is compared in ``3 x 3`` tiles, so that a crop or a rescale (which shifts the edges of
 the picture one way and the other) is seen as well as a shift."""
 ALIGNMENT_GAIN = 0.05
-"""A tile is misaligned when a shift of 2 pixels or more correlates this much better than none."""
+"""A tile is misaligned when a shift of 2 pixels or more correlates better than none by this much and
+by more than half the gap between no shift and a perfect match."""
 
 
 @dataclass(frozen=True)
@@ -165,9 +166,16 @@ def edge_strength(plane: np.ndarray) -> np.ndarray:
 
 
 def _grey(rgb: np.ndarray, factor: int) -> np.ndarray:
-    """The sum of the channels, box-shrunk by ``factor``."""
+    """The sum of the channels, box-shrunk by ``factor``, then replaced by its rank in [0, 1].
+
+    Ranks undo any monotone tone curve, so that a strong grade (a log-to-video curve, crushed
+    shadows) leaves the same edges in both pictures.
+    """
     rgb = np.asarray(rgb, np.float32)
-    return _box_shrink(rgb[..., 0] + rgb[..., 1] + rgb[..., 2], factor)
+    plane = _box_shrink(rgb[..., 0] + rgb[..., 1] + rgb[..., 2], factor)
+    _, where, counts = np.unique(plane, return_inverse=True, return_counts=True)
+    middle_ranks = (np.cumsum(counts) - counts / 2) / max(plane.size, 1)  # equal values share one rank
+    return middle_ranks[where.ravel()].reshape(plane.shape).astype(np.float32)
 
 
 def tile_shifts(a: np.ndarray, b: np.ndarray, tiles: int = ALIGNMENT_TILES, reach: int = MAX_SHIFT
@@ -208,15 +216,15 @@ def check_alignment(pair: ImagePair, before: np.ndarray, after: np.ndarray) -> N
 
     The edge maps of both pictures are compared tile by tile at two sizes (at most
     :data:`ALIGNMENT_SIDE` pixels a side, and half that, so shifts up to twice :data:`MAX_SHIFT` are
-    seen); a tile whose best match is a shift of 2 pixels or more, clearly better than no shift,
-    means the pictures do not show the same pixels. A colour grade changes the strength of edges
+    seen); a tile whose best match is a shift of 2 pixels or more, clearly better than no shift
+    (see :data:`ALIGNMENT_GAIN`), means the pictures do not show the same pixels. A colour grade changes the strength of edges
     but not where they are, so graded pairs pass.
     """
     factor = max(1, -(-max(before.shape[:2]) // ALIGNMENT_SIDE))
     fine = _grey(before, factor), _grey(after, factor)
     for scale, (a, b) in ((2 * factor, [_box_shrink(plane, 2) for plane in fine]), (factor, fine)):
         for (dx, dy), best, unshifted in tile_shifts(edge_strength(a), edge_strength(b)):
-            if max(abs(dx), abs(dy)) >= 2 and best > unshifted + ALIGNMENT_GAIN:
+            if max(abs(dx), abs(dy)) >= 2 and best - unshifted > max(ALIGNMENT_GAIN, (1 - unshifted) / 2):
                 raise ImageError(f"{pair.input} and its target {pair.target} are not aligned: part of the "
                                  f"target matches the input moved by about {max(abs(dx), abs(dy)) * scale} "
                                  "pixels (a shift, crop or resize); fit needs the same pixels in both")
