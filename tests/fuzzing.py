@@ -673,7 +673,7 @@ def _snapshot(where: Path) -> dict[str, str]:
 def _run_one(case: Case, where: Path, main, limit: float = CASE_TIME_LIMIT_S) -> Outcome:
     argv = _prepare(case, where)
     before = _snapshot(where)
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_before = _peak_megabytes()
     captured = {1: tempfile.TemporaryFile(), 2: tempfile.TemporaryFile()}
     saved = {fd: os.dup(fd) for fd in captured}
     sys.stdout.flush(), sys.stderr.flush()
@@ -703,7 +703,7 @@ def _run_one(case: Case, where: Path, main, limit: float = CASE_TIME_LIMIT_S) ->
             os.close(saved[fd])
     stderr = _read(captured[2])
     problems = _judge(exit_code, stderr, escaped)
-    jump = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - peak_before
+    jump = _peak_megabytes() - peak_before
     if jump > MEMORY_JUMP_LIMIT_MB:
         problems.append(f"peak memory rose by {jump:.0f} MB")
     after = _snapshot(where)
@@ -714,6 +714,19 @@ def _run_one(case: Case, where: Path, main, limit: float = CASE_TIME_LIMIT_S) ->
     if leftovers:
         problems.append(f"half-written files left: {', '.join(leftovers)}")
     return Outcome(case.name, case.argv, exit_code, stderr, round(seconds, 3), round(jump, 1), problems)
+
+
+def _peak_megabytes() -> float:
+    """This process's peak resident size since it started, in MB.
+
+    Linux's VmHWM, where there is one: ``ru_maxrss`` would also count the pages of the parent (the
+    test process) that the forked worker held before it started Python.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _read(file) -> str:

@@ -92,7 +92,10 @@ def test_an_output_that_is_an_input_is_refused(tiny_clip_model, training_folder,
              ("onto_weights.cube", "open_clip_model.safetensors")]
     (tmp_path / "loop.cube").symlink_to(tmp_path / "loop.cube")  # a link loop is no input: replaced by the LUT
     validate(options(tiny_clip_model, photos, tmp_path, output_path=tmp_path / "loop.cube", log_interval=1,
-                     log_dir=tmp_path / "loop.cube" / "logs"))
+                     log_dir=tmp_path / "logs"))
+    with pytest.raises(OptionError, match=r"--log-dir .*loop\.cube/logs cannot be used: .*symbolic link loop"):
+        validate(options(tiny_clip_model, photos, tmp_path, output_path=tmp_path / "out.cube", log_interval=1,
+                         log_dir=tmp_path / "loop.cube" / "logs"))
     for name, input_name in cases:
         with pytest.raises(OptionError, match=rf"--output-path .*{name} is the input .*{input_name}"):
             validate(options(tiny_clip_model, photos, tmp_path, output_path=tmp_path / name,

@@ -325,7 +325,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_trains_the_same_model(pairs, tmp_p
     stopped = train(options(pairs, interrupted_path, **settings), echo=lines.append, progress=_InterruptAt(6))
     assert stopped.interrupted and stopped.step == 6 and stopped.output_path is None
     assert not interrupted_path.exists()
-    assert "continue with --resume" in lines[-1]
+    assert "continue with --resume" in stopped.summary
     checkpoint = default_checkpoint_dir(interrupted_path) / CHECKPOINT_NAME
     assert _state(checkpoint)["step"] == 6
 
