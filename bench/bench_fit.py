@@ -142,9 +142,12 @@ def fresh_env() -> dict:
     return env
 
 
-MEASURED = ("import resource, runpy, sys; sys.argv = ['main.py'] + sys.argv[1:]\n"
+# The peak is read from /proc (VmHWM, reset by exec): getrusage's maximum would include the RSS the
+# process inherited from this one at fork time.
+MEASURED = ("import runpy, sys; sys.argv = ['main.py'] + sys.argv[1:]\n"
             "try:\n    runpy.run_path('main.py', run_name='__main__')\n"
-            "finally:\n    print('peak_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n")
+            "finally:\n    peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "    print('peak_kb', peak, file=sys.stderr)\n")
 
 
 def run_lutgen_fit(inputs: Path, targets: Path, output: Path, extra: list[str]) -> tuple[float, float, str]:
@@ -172,7 +175,7 @@ def nearest_cell_average(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 
 TOOL_SCRIPT = r"""
-import json, sys, time, resource
+import json, sys, time
 import numpy as np, cv2
 data = np.load(sys.argv[1])
 tool, size = sys.argv[2], int(sys.argv[3])
@@ -199,7 +202,8 @@ else:
     table = perform_estimation(np.concatenate(refs), np.concatenate(raws), size, False, "trilinear")
 seconds = time.perf_counter() - start
 np.save(sys.argv[4], np.transpose(np.asarray(table, np.float64), (2, 1, 0, 3)))
-print(json.dumps({"seconds": seconds, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = [line for line in open("/proc/self/status") if line.startswith("VmHWM")][0].split()[1]
+print(json.dumps({"seconds": seconds, "peak_mb": int(peak) / 1024}))
 """
 
 

@@ -230,7 +230,7 @@ def test_the_command_reports_scores_and_writes_the_recipe(tmp_path):
     lut = read_lut(output)
     assert lut.size == 17
     comments = "\n".join(lut.comments)
-    assert "lutgen 0.1.0 fit" in comments and "lut size 17, smoothness 1e-05" in comments
+    assert "lutgen 0.1.0 fit" in comments and f"lut size 17, smoothness {lf.DEFAULT_SMOOTHNESS:g}" in comments
     assert "held out mate_aqua: mate_aqua.png sha256:" in comments
     import hashlib
 

@@ -19,7 +19,7 @@ def fit(
     output: Path = typer.Option(..., "--output", "-o", help="The .cube file to write."),
     lut_size: int = typer.Option(33, help="LUT resolution N (N^3 nodes), 2..129."),
     smoothness: float = typer.Option(
-        1e-5, help="Weight of the smoothness prior (greater than 0, at most 1000): higher is smoother."
+        3e-6, help="Weight of the smoothness prior (greater than 0, at most 1000): higher is smoother."
     ),
     holdout: str = typer.Option(
         None, help="Pair (file name without extension) to hold out and score; 'none' to fit every pair "

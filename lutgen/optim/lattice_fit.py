@@ -48,7 +48,7 @@ HUBER_DELTA = 0.03
 """Colour error (Euclidean, in [0, 1] RGB) beyond which a sample's weight falls as ``delta / error``."""
 MIN_BINS_PER_AXIS = 64
 """Colour bins per axis, at least (a multiple of the lattice's cells)."""
-DEFAULT_SMOOTHNESS = 1e-5
+DEFAULT_SMOOTHNESS = 3e-6
 """Weight of the lattice prior (per unit mean squared second derivative); chosen by ``bench/bench_fit.py``."""
 CG_TOLERANCE = 1e-7
 """Conjugate gradients stop when each channel's residual is this fraction of its right-hand side."""
