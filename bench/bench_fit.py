@@ -298,8 +298,9 @@ def main() -> None:
         look_rows = one_look(name, LOOKS[name], args, tests, chart)
         for row in look_rows:
             s = row[2]
-            print(f"{row[0]:13s} {row[1]:30s} photos {s['psnr']:6.2f} dB dE {s['de']:5.2f}   chart {s['chart_psnr']:6.2f}"
-                  f" dB dE {s['chart_de']:5.2f}   {row[3]:6.2f} s {row[4]:7.0f} MB", flush=True)
+            print(f"{row[0]:13s} {row[1]:30s} photos {s['psnr']:6.2f} dB dE {s['de']:5.2f}   "
+                  f"chart {s['chart_psnr']:6.2f} dB dE {s['chart_de']:5.2f}   {row[3]:6.2f} s {row[4]:7.0f} MB",
+                  flush=True)
         rows += look_rows
     methods = list(dict.fromkeys(row[1] for row in rows))
     print("\nmedian over looks (and worst look):")

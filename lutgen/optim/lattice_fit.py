@@ -242,7 +242,10 @@ def _bin_rows(bins: Bins, h: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
 
 @dataclass(frozen=True)
 class LatticeFit:
-    """A fitted table ``(N, N, N, 3)``, the global model under it, and each sample's Huber weight ``(P,)`` in the last solve."""
+    """A fitted table ``(N, N, N, 3)``, the global model under it, and the samples' Huber weights ``(P,)``.
+
+    The weights are those of the last solve (all 1 after a single iteration).
+    """
 
     table: np.ndarray
     model: CurveModel

@@ -217,8 +217,8 @@ def check_alignment(pair: ImagePair, before: np.ndarray, after: np.ndarray) -> N
     The edge maps of both pictures are compared tile by tile at two sizes (at most
     :data:`ALIGNMENT_SIDE` pixels a side, and half that, so shifts up to twice :data:`MAX_SHIFT` are
     seen); a tile whose best match is a shift of 2 pixels or more, clearly better than no shift
-    (see :data:`ALIGNMENT_GAIN`), means the pictures do not show the same pixels. A colour grade changes the strength of edges
-    but not where they are, so graded pairs pass.
+    (see :data:`ALIGNMENT_GAIN`), means the pictures do not show the same pixels. A colour grade changes
+    the strength of edges but not where they are, so graded pairs pass.
     """
     factor = max(1, -(-max(before.shape[:2]) // ALIGNMENT_SIDE))
     fine = _grey(before, factor), _grey(after, factor)
