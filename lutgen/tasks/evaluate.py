@@ -203,17 +203,6 @@ def evaluate_pair(enhancer, pair: ImagePair) -> EvaluationRow:
     return EvaluationRow(pair.name, Scores.of(output, target), Scores.of(_unit(source), target))
 
 
-def check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
-    """Refuse a target folder that is the input folder: every photo would be its own target."""
-    try:
-        same = Path(input_dir).samefile(target_dir)
-    except OSError:  # a folder that does not exist is reported by the pairing, by name
-        return
-    if same:
-        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
-                          "(the same scenes, graded)")
-
-
 def _check_csv_path(csv_path: Path) -> None:
     if csv_path.suffix.lower() != ".csv":
         raise OptionError(f"--csv {csv_path} must end in .csv")
@@ -260,7 +249,6 @@ def evaluate(
     device = check_device_name(device)
     if csv_path is not None:
         _check_csv_path(Path(csv_path))
-    check_distinct_folders(input_dir, target_dir)
     pairs = pair_images(input_dir, target_dir)
     _check_ssim_sizes(pairs)
     if csv_path is not None:

@@ -350,9 +350,7 @@ def fit(
     """
     output = Path(output)
     check_options(output, lut_size, smoothness, max_pixels, interpolation)
-    from lutgen.tasks.evaluate import check_distinct_folders
 
-    check_distinct_folders(input_dir, target_dir)
     pairs = pair_images(input_dir, target_dir, aspect_tolerance=ASPECT_TOLERANCE)
     held = choose_holdout(pairs, holdout)
     ensure_not_input(output, [path for pair in pairs for path in (pair.input, pair.target)])

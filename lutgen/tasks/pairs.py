@@ -2,9 +2,9 @@
 
 Files are matched by name without the extension (``a1234.jpg`` in the input folder with ``a1234.png``
 or ``a1234.jpg`` in the target folder), since retouched targets are often saved in another format.
-Every problem is one sentence (:class:`~lutgen.errors.ImageError`), found before any work starts:
-a missing or empty folder, two files with one name in a folder, an input without a target or a
-target without an input, a file that is not an image, an image larger than
+Every problem is one sentence, found before any work starts: a target folder that is the input folder
+(an :class:`~lutgen.errors.OptionError`); and as :class:`~lutgen.errors.ImageError`, a missing or
+empty folder, two files with one name in a folder, an input without a target or a target without an input, a file that is not an image, an image larger than
 :data:`lutgen.imaging.MAX_PIXELS`, and a pair whose pictures differ in size (read from the file
 headers, with the EXIF orientation applied). With ``aspect_tolerance`` (``lutgen fit``), a pair of
 different sizes is kept when its aspect ratios agree within that fraction, and refused otherwise.
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lutgen.errors import ImageError, LutgenError
+from lutgen.errors import ImageError, LutgenError, OptionError
 from lutgen.imaging import IMAGE_EXTENSIONS, find_images, image_size
 
 _SHOWN = 3  # names quoted in an error message
@@ -72,12 +72,24 @@ def _check_sizes(pair: ImagePair, aspect_tolerance: float | None) -> None:
                          f"{abs(ratio - 1):.1%}, more than {aspect_tolerance:.0%}); a pair must show the same scene")
 
 
+def _check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
+    """Refuse a target folder that is the input folder: every photo would be its own target."""
+    try:
+        same = Path(input_dir).samefile(target_dir)
+    except OSError:  # a folder that does not exist is reported by the pairing, by name
+        return
+    if same:
+        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
+                          "(the same scenes, graded)")
+
+
 def pair_images(input_dir: Path, target_dir: Path, aspect_tolerance: float | None = None) -> list[ImagePair]:
     """All pairs of ``input_dir`` and ``target_dir``, sorted by name; see the module docstring for errors.
 
     Pairs of different sizes are refused unless ``aspect_tolerance`` is given: then a pair is kept
     when the aspect ratios (width / height) agree within that fraction, with both sizes recorded.
     """
+    _check_distinct_folders(input_dir, target_dir)
     inputs = _by_stem(Path(input_dir), "input")
     targets = _by_stem(Path(target_dir), "target")
     lonely_inputs = sorted(set(inputs) - set(targets))

@@ -62,7 +62,6 @@ from lutgen.tasks.checkpoints import (
     save_checkpoint,
     save_weights,
 )
-from lutgen.tasks.evaluate import check_distinct_folders
 from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
 from lutgen.tasks.train_options import TrainOptions
@@ -166,7 +165,6 @@ def validate(o: TrainOptions) -> Plan:
         raise OptionError(f"--batch-size {o.batch_size} must be a multiple of the {world} processes of this run")
     checkpoint_dir = Path(o.checkpoint_dir) if o.checkpoint_dir is not None else default_checkpoint_dir(o.output_path)
     _check_outputs(o.output_path, checkpoint_dir)
-    check_distinct_folders(o.input_dir, o.target_dir)
     pairs = pair_images(o.input_dir, o.target_dir)
     if len(pairs) < o.batch_size:
         raise OptionError(f"--batch-size {o.batch_size} is larger than the {len(pairs)} photo pairs")
