@@ -375,6 +375,7 @@ _OPTIONS = {
     "enhance": ["--quality"],
     "optimize": ["--lut-size", "--steps", "--learning-rate", "--batch-size", "--log-interval", "--image-smoothness",
                  "--image-regularization", "--black-preservation", "--lut-smoothness", "--seed"],
+    "fit": ["--lut-size", "--smoothness", "--max-pixels", "--holdout", "--interpolation"],
     "train": ["--epochs", "--batch-size", "--learning-rate", "--max-side", "--n-vertices", "--n-ranks",
               "--generations", "--checkpoint-every", "--monotonicity-factor", "--smooth-factor", "--seed"],
 }
@@ -391,6 +392,10 @@ def option_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
         argv = ["infer", "{dir}/identity.cube", "{dir}/photo.png", "-o", "{dir}/out/graded.png", option, value]
     elif command == "enhance":
         argv = ["enhance", "{dir}/photo.png", "-o", "{dir}/out/graded.png", option, value]
+    elif command == "fit":
+        files = {"in/a.png": seeds.images[".png"], "tg/a.png": seeds.images[".png"]}
+        argv = ["fit", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "-o", "{dir}/out/look.cube",
+                option, value]
     elif command == "optimize":
         # A CLIP folder that does not exist: a valid command line ends quickly, in one sentence.
         argv = ["optimize", "--prompt", "warm", "--image-folder", "{dir}", "--clip-model", "local-dir:{dir}/no-clip",
@@ -457,7 +462,7 @@ def output_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
 
 
 def pairs_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
-    """``evaluate`` over before/after folders where one image is damaged, missing or a special file."""
+    """``evaluate`` or ``fit`` over before/after folders where one image is damaged, missing or a special file."""
     good = seeds.images[".png"]
     files = {"in/a.png": good, "in/b.png": good, "tg/a.png": good, "tg/b.png": good}
     links, fifos = {}, []
@@ -481,8 +486,11 @@ def pairs_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
         files["in/a.png"] = files["tg/a.png"] = tiny
     else:
         files = {"in/x.txt": b"x", "tg/x.txt": b"x"}
-    argv = ["evaluate", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "--csv", "{dir}/out/scores.csv"]
-    return Case(f"pairs/{op}#{index}", argv, files, links, fifos)
+    if rng.random() < 0.5:
+        argv = ["evaluate", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "--csv", "{dir}/out/scores.csv"]
+    else:
+        argv = ["fit", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "-o", "{dir}/out/look.cube"]
+    return Case(f"pairs/{op}/{argv[0]}#{index}", argv, files, links, fifos)
 
 
 def special_file_cases(seeds: _Seeds) -> list[Case]:

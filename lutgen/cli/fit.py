@@ -16,7 +16,7 @@ from lutgen.cli import app
 def fit(
     input_dir: Path = typer.Option(..., help="Folder of photos before the grade."),
     target_dir: Path = typer.Option(..., help="Folder of the same photos graded, matched to the inputs by file name."),
-    output: Path = typer.Option(..., "--output", "-o", help="The .cube file to write."),
+    output: Path = typer.Option(..., "--output-path", "-o", "--output", help="The .cube file to write."),
     lut_size: int = typer.Option(33, help="LUT resolution N (N^3 nodes), 2..129."),
     smoothness: float = typer.Option(
         3e-6, help="Weight of the smoothness prior (greater than 0, at most 1000): higher is smoother."
