@@ -3,7 +3,8 @@
 The CLI only parses options and reports; the work is done in :mod:`lutgen.tasks`. Every
 :class:`~lutgen.errors.LutgenError` and every usage error (an unknown option, a value that is not a
 number) becomes one sentence on stderr and exit code 2. Ctrl-C exits with 130 and SIGTERM with 143,
-after the same clean-up (SIGTERM raises :class:`~lutgen.errors.Terminated`, a ``KeyboardInterrupt``).
+after the same clean-up (:mod:`lutgen.interrupts`: SIGTERM raises :class:`~lutgen.errors.Terminated`,
+a ``KeyboardInterrupt``).
 Only :class:`~lutgen.errors.LutgenWarning` warnings are shown, as one ``warning:`` line each.
 """
 
@@ -46,7 +47,7 @@ def report_error(message: str) -> None:
 
 
 def run_image_task(task, *args, **kwargs):
-    """Run a per-image task (``infer``, ``enhance``) with a progress bar; Ctrl-C exits with code 130.
+    """Run a per-image task (``infer``, ``enhance``) with a progress bar; Ctrl-C or SIGTERM exits with 130 or 143.
 
     Outputs are written atomically, so an interruption leaves every finished image complete.
     """
