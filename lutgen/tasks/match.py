@@ -1,0 +1,252 @@
+"""One 3D LUT that gives photos the colours of reference photos: the work behind ``lutgen match``.
+
+"Make my photos look like this photo", without CLIP or torch. The method:
+
+1. **Samples.** Every photo to grade and every reference is read (shrunk to at most
+   :data:`SAMPLE_SIDE` pixels a side, which keeps its colour distribution) and at most
+   ``max_pixels`` of its pixels are drawn at random: the photos' samples are the source, the
+   references' the target. Each image gives the same share, so one large photo does not drown the others.
+2. **Distribution transfer in Oklab.** Both sample sets go to Oklab (:mod:`lutgen.color.oklab`),
+   where distances follow perceived differences, and the source is moved onto the references'
+   distribution by iterative sliced optimal transport (:func:`lutgen.optim.transport.sliced_transport`:
+   at each iteration a random orthonormal basis, each 1D projection quantile-matched).
+3. **Lightness order kept.** The moved lightnesses are then handed back in the order of the source's
+   lightnesses (a 1D quantile map of ``L``), so that a brighter colour never comes out darker than a
+   darker one (no tone reversals, which would posterise or solarise gradients).
+4. **One smooth LUT.** The moved samples go back to sRGB (clipped to the gamut) and are blended with
+   their source colours by ``strength``; the pairs (source colour -> moved colour) are fitted by the
+   regularised lattice regression of ``lutgen fit`` (:func:`lutgen.optim.lattice_fit.fit_lattice`: a
+   global curve model plus a smooth residual lattice, robust loss), whose smoothness prior turns the
+   scattered, noisy transport into one smooth look that also covers colours no photo shows.
+
+Deterministic for a given ``seed``. The ``.cube`` is written atomically at the end, with a recipe in
+its comments: every reference's and photo's file name with the first 12 hex digits of its SHA-256,
+the settings and lutgen's version. The report is the sliced Wasserstein distance in Oklab between
+the photos' and the references' samples, before and after grading with the LUT written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lutgen import __version__
+from lutgen.color.oklab import oklab_to_srgb, srgb_to_oklab
+from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.fileio import check_folder_writable, ensure_not_input
+from lutgen.imaging import find_images, image_size, load_rgb_float
+from lutgen.lut import LUT
+from lutgen.optim.lattice_fit import fit_lattice, interpolate
+from lutgen.optim.transport import DEFAULT_ITERATIONS, sliced_transport, sliced_wasserstein
+from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE, file_hash
+from lutgen.tasks.optimize_plan import default_image_folder
+from lutgen.tasks.options import MAX_SEED, check_number
+
+DEFAULT_LUT_SIZE = 33
+DEFAULT_SMOOTHNESS = 1e-2
+"""Weight of the lattice prior: far higher than ``fit``'s, since transported samples scatter far more
+than before/after pairs (``bench/bench_match.py``: +0.3 dB median over 1e-4, and a smoother table)."""
+DEFAULT_MAX_PIXELS = 20_000
+MIN_PIXELS, MAX_SAMPLED_PIXELS = 100, 1_000_000
+MAX_ITERATIONS = 1000
+MAX_IMAGES = 10_000
+"""Most photos plus references in one run (their samples are all held in memory)."""
+SAMPLE_SIDE = 1024
+"""Images are read shrunk to at most this many pixels a side before their pixels are sampled."""
+SEED = 0
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """The options of ``lutgen match`` (see the command's help), with its defaults."""
+
+    lut_size: int = DEFAULT_LUT_SIZE
+    smoothness: float = DEFAULT_SMOOTHNESS
+    strength: float = 1.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    iterations: int = DEFAULT_ITERATIONS
+    seed: int = SEED
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """What ``match`` did: the LUT written, its inputs, and the distances before and after grading."""
+
+    output: Path
+    lut: LUT
+    references: list[Path]
+    photos: list[Path]
+    samples: int
+    distance_before: float
+    distance_after: float
+
+
+# --------------------------------------------------------------------------------------------
+# Options and inputs
+# --------------------------------------------------------------------------------------------
+
+
+def check_settings(settings: MatchSettings) -> None:
+    """Refuse bad option values by name (one sentence each), before any image is read."""
+    check_number("lut-size", settings.lut_size, MIN_LUT_SIZE, MAX_LUT_SIZE)
+    if not math.isfinite(settings.smoothness) or not 0 < settings.smoothness <= MAX_SMOOTHNESS:
+        raise OptionError(f"--smoothness must be a number greater than 0 and at most {MAX_SMOOTHNESS:g}, "
+                          f"not {settings.smoothness}")
+    check_number("strength", settings.strength, 0.0, 1.0)
+    check_number("max-pixels", settings.max_pixels, MIN_PIXELS, MAX_SAMPLED_PIXELS)
+    check_number("iterations", settings.iterations, 1, MAX_ITERATIONS)
+    check_number("seed", settings.seed, 0, MAX_SEED)
+
+
+def check_output(output: Path) -> None:
+    """The output must be a ``.cube`` file name in a folder that can be written."""
+    if output.suffix.lower() != ".cube":
+        raise OptionError(f"--output-path {output} must end in .cube")
+    if output.is_dir():
+        raise OptionError(f"--output-path {output} is a folder; give a .cube file name")
+    check_folder_writable(output.parent, f"--output-path {output}")
+
+
+def find_references(references: Sequence[Path]) -> list[Path]:
+    """The reference images among the files and folders given, or one sentence saying why there are none."""
+    if not references:
+        raise ImageError("no reference image was given; name one or more reference photos or folders")
+    return find_images(list(references))
+
+
+def find_photos(folder: Path | None) -> tuple[Path, list[Path]]:
+    """The folder of photos to grade (the bundled ``images/`` by default) and its images."""
+    folder = Path(folder) if folder is not None else default_image_folder()
+    if not folder.exists():
+        raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
+    if not folder.is_dir():
+        raise ImageError(f"--image-folder {folder} is not a folder; give the folder of the photos to grade")
+    return folder, find_images(folder)
+
+
+def check_headers(paths: Sequence[Path]) -> None:
+    """Read every image's header (cheap), so that a file that is not a readable image is named first."""
+    if len(paths) > MAX_IMAGES:
+        raise ImageError(f"{len(paths)} photos and references are too many for one match; give at most {MAX_IMAGES}")
+    for path in paths:
+        image_size(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Samples and the transfer (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def sample_image(path: Path, max_pixels: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``max_pixels`` random pixels of the image at ``path`` (shrunk), float64 ``(P, 3)`` in [0, 1]."""
+    pixels = load_rgb_float(path, max_side=SAMPLE_SIDE).reshape(-1, 3)
+    if len(pixels) > max_pixels:
+        pixels = pixels[np.sort(rng.choice(len(pixels), size=max_pixels, replace=False))]
+    return pixels.astype(np.float64)
+
+
+def gather(photos: Sequence[Path], references: Sequence[Path], max_pixels: int, rng: np.random.Generator,
+           progress: Callable[[Sequence], Sequence]) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of every photo and of every reference, each set concatenated: ``(P, 3)`` and ``(M, 3)``."""
+    samples = [sample_image(path, max_pixels, rng) for path in progress([*photos, *references])]
+    return np.concatenate(samples[:len(photos)]), np.concatenate(samples[len(photos):])
+
+
+def keep_lightness_order(source_lab: np.ndarray, moved_lab: np.ndarray) -> np.ndarray:
+    """``moved_lab`` with its lightnesses re-dealt in the order of ``source_lab``'s (both ``(P, 3)`` Oklab).
+
+    The set of moved lightnesses is kept (so their distribution still matches the references');
+    only which sample gets which changes: the k-th darkest source sample gets the k-th darkest
+    moved lightness, a monotone tone curve.
+    """
+    out = moved_lab.copy()
+    order = np.argsort(source_lab[:, 0], kind="stable")
+    out[order, 0] = np.sort(moved_lab[:, 0])
+    return out
+
+
+def transfer_pairs(source: np.ndarray, target: np.ndarray, iterations: int, strength: float,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Where each source colour ``(P, 3)`` goes: moved onto ``target``'s distribution in Oklab; ``(P, 3)`` sRGB.
+
+    See steps 2 to 4 of the module docstring; ``strength`` blends the moved colours with the
+    source's (0 gives the source back).
+    """
+    source_lab = srgb_to_oklab(source)
+    moved = sliced_transport(source_lab, srgb_to_oklab(target), iterations, rng)
+    moved = oklab_to_srgb(keep_lightness_order(source_lab, moved))
+    return source + strength * (moved - source)
+
+
+def match_table(source: np.ndarray, target: np.ndarray, settings: MatchSettings) -> np.ndarray:
+    """The LUT table ``(N, N, N, 3)`` moving the colours of ``source`` samples towards ``target``'s.
+
+    Both are ``(P, 3)`` / ``(M, 3)`` sRGB samples in [0, 1]; deterministic for ``settings.seed``.
+    """
+    rng = np.random.default_rng(settings.seed)
+    moved = transfer_pairs(source, target, settings.iterations, settings.strength, rng)
+    return fit_lattice(source, moved, settings.lut_size, smoothness=settings.smoothness).table
+
+
+def oklab_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The sliced Wasserstein distance in Oklab between sRGB samples ``a`` and ``b`` (both ``(P, 3)``)."""
+    return sliced_wasserstein(srgb_to_oklab(a), srgb_to_oklab(b))
+
+
+# --------------------------------------------------------------------------------------------
+# Recipe and the command
+# --------------------------------------------------------------------------------------------
+
+
+def recipe(references: Sequence[Path], photos: Sequence[Path], settings: MatchSettings) -> tuple[str, ...]:
+    """The ``.cube`` comment lines that record how the LUT was made."""
+    lines = [f"lutgen {__version__} match: sliced optimal transport in Oklab, fitted by regularised lattice "
+             "regression",
+             f"lut size {settings.lut_size}, smoothness {settings.smoothness:g}, strength {settings.strength:g}, "
+             f"iterations {settings.iterations}, seed {settings.seed}, at most {settings.max_pixels} pixels per image"]
+    lines += [f"reference {path.name} sha256:{file_hash(path)}" for path in references]
+    lines += [f"photo {path.name} sha256:{file_hash(path)}" for path in photos]
+    return tuple(lines)
+
+
+def match(
+    references: Sequence[Path],
+    output: Path,
+    image_folder: Path | None = None,
+    settings: MatchSettings = MatchSettings(),
+    progress: Callable[[Sequence], Sequence] = lambda items: items,
+) -> MatchResult:
+    """Write to ``output`` one LUT that gives the photos of ``image_folder`` the colours of ``references``.
+
+    See the module docstring. ``progress`` wraps the list of images read (a tqdm bar in the CLI).
+
+    Raises:
+        LutgenError: bad options, no or unreadable references, a missing or empty image folder, an
+            output that would overwrite an input or cannot be written (one sentence each, before the
+            long work starts).
+    """
+    output = Path(output)
+    check_settings(settings)
+    check_output(output)
+    reference_paths = find_references([Path(path) for path in references])
+    _, photos = find_photos(image_folder)
+    ensure_not_input(output, [*reference_paths, *photos])
+    check_headers([*reference_paths, *photos])
+
+    rng = np.random.default_rng(settings.seed)
+    source, target = gather(photos, reference_paths, settings.max_pixels, rng, progress)
+    table = match_table(source, target, settings)
+    lut = LUT(table, title="lutgen match", comments=recipe(reference_paths, photos, settings))
+    before = oklab_distance(source, target)
+    after = oklab_distance(interpolate(table, source), target)
+    from lutgen.formats import write_lut
+
+    try:
+        write_lut(lut, output)
+    except OSError as error:
+        raise LutgenError(f"cannot write {output}: {error.strerror or error}") from None
+    return MatchResult(output, lut, reference_paths, photos, len(source), before, after)

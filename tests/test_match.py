@@ -1,0 +1,220 @@
+"""`lutgen match`: Oklab conversions, sliced optimal transport, known looks reached from references, the
+identity from a photo matched to itself, the recipe in the `.cube`, and one-sentence errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from cli_runner import one_sentence_error, run_lutgen
+from pairs_fixture import ROOT, bundled_photo, save_unit
+
+from lutgen.color.cpu import apply_lut_array
+from lutgen.color.oklab import (linear_srgb_to_oklab, linear_to_srgb, oklab_to_linear_srgb, oklab_to_srgb,
+                                srgb_to_linear, srgb_to_oklab)
+from lutgen.formats import read_lut
+from lutgen.lut import grid
+from lutgen.optim.transport import quantile_map, sliced_transport, sliced_wasserstein
+from lutgen.tasks.match import MatchSettings, keep_lightness_order, match, match_table
+
+SIDE = 160
+FAST = MatchSettings(lut_size=17, max_pixels=4000, iterations=20)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((np.asarray(a, float) - b) ** 2)))
+
+
+def velvia(rgb: np.ndarray) -> np.ndarray:
+    return apply_lut_array(np.asarray(rgb, np.float64), read_lut(ROOT / "lutgen" / "data" / "luts" /
+                                                                  "fuji_velvia_50.cube"))
+
+
+def log_to_video(rgb: np.ndarray) -> np.ndarray:
+    """A strong, smooth look: a log-like decode, a filmic shoulder, a 2.2 gamma."""
+    linear = 0.18 * 2.0 ** ((rgb - 0.4) * 10)
+    return np.clip(linear * 1.3 / (linear + 0.3), 0, 1) ** (1 / 2.2)
+
+
+def write_photos(folder, names, look=lambda rgb: rgb, flip=False):
+    """The bundled photos ``names`` (shrunk) with ``look`` applied, as PNG in ``folder``; returns the float photos."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = []
+    for name in names:
+        picture = bundled_photo(name, SIDE)
+        photos.append(picture)
+        graded = look(picture)
+        save_unit(graded[::-1, ::-1] if flip else graded, folder / f"{name}.png")
+    return photos
+
+
+# --------------------------------------------------------------------------------------------
+# Oklab
+# --------------------------------------------------------------------------------------------
+
+
+def test_oklab_round_trip_and_transfer_curve_round_trip():
+    rgb = np.random.default_rng(0).uniform(0, 1, (1000, 3))
+    np.testing.assert_allclose(oklab_to_srgb(srgb_to_oklab(rgb)), rgb, atol=1e-12)
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(rgb)), rgb, atol=1e-12)
+    lab = np.random.default_rng(1).uniform([0, -0.3, -0.3], [1, 0.3, 0.3], (1000, 3))
+    np.testing.assert_allclose(linear_srgb_to_oklab(oklab_to_linear_srgb(lab)), lab, atol=1e-12)
+
+
+def test_oklab_matches_colour_science_and_the_published_white_and_primaries():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import colour
+    rgb = np.random.default_rng(2).uniform(0, 1, (500, 3))
+    expected = colour.XYZ_to_Oklab(colour.sRGB_to_XYZ(rgb))
+    np.testing.assert_allclose(srgb_to_oklab(rgb), expected, atol=2e-3)
+    # Ottosson's reference: white is L = 1, a = b = 0; sRGB red is about (0.628, 0.225, 0.126).
+    np.testing.assert_allclose(srgb_to_oklab([1.0, 1.0, 1.0]), [1.0, 0.0, 0.0], atol=1e-4)
+    np.testing.assert_allclose(srgb_to_oklab([1.0, 0.0, 0.0]), [0.6279554, 0.2248631, 0.1258463], atol=1e-4)
+    np.testing.assert_allclose(srgb_to_oklab([0.0, 0.0, 0.0]), [0.0, 0.0, 0.0], atol=1e-12)
+    assert srgb_to_oklab(np.zeros((4, 5, 3))).shape == (4, 5, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Sliced transport
+# --------------------------------------------------------------------------------------------
+
+
+def test_quantile_map_gives_the_reference_distribution_and_keeps_order():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0, 1, 1000)
+    reference = np.sort(rng.uniform(5, 6, 1000))
+    mapped = quantile_map(values, reference)
+    np.testing.assert_allclose(np.sort(mapped), reference)
+    assert np.all(np.diff(mapped[np.argsort(values)]) >= 0)
+
+
+def test_sliced_transport_moves_a_gaussian_cloud_onto_another():
+    rng = np.random.default_rng(4)
+    source = rng.multivariate_normal([0, 0, 0], [[1, 0.5, 0], [0.5, 1, 0], [0, 0, 0.2]], 20000)
+    target_cov = np.array([[0.3, 0, 0.1], [0, 2.0, -0.4], [0.1, -0.4, 0.5]])
+    target = rng.multivariate_normal([1, -2, 0.5], target_cov, 20000)
+    moved = sliced_transport(source, target, iterations=30, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(moved.mean(axis=0), [1, -2, 0.5], atol=0.03)
+    np.testing.assert_allclose(np.cov(moved.T), target_cov, atol=0.05)
+    assert sliced_wasserstein(moved, target) < 0.1 * sliced_wasserstein(source, target)
+    again = sliced_transport(source, target, iterations=30, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(moved, again)
+    other = sliced_transport(source, target, iterations=30, rng=np.random.default_rng(1))
+    assert not np.array_equal(moved, other)
+
+
+def test_lightness_order_is_kept_after_the_transport():
+    rng = np.random.default_rng(5)
+    source = srgb_to_oklab(rng.uniform(0, 1, (3000, 3)))
+    moved = sliced_transport(source, srgb_to_oklab(rng.uniform(0, 1, (3000, 3)) ** 2), 10, rng)
+    kept = keep_lightness_order(source, moved)
+    assert np.all(np.diff(kept[np.argsort(source[:, 0], kind="stable"), 0]) >= 0)
+    np.testing.assert_allclose(np.sort(kept[:, 0]), np.sort(moved[:, 0]))
+    np.testing.assert_array_equal(kept[:, 1:], moved[:, 1:])
+
+
+def test_match_table_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(6)
+    source, target = rng.uniform(0, 1, (3000, 3)), rng.uniform(0, 1, (3000, 3)) ** 1.5
+    first = match_table(source, target, FAST)
+    np.testing.assert_array_equal(first, match_table(source, target, FAST))
+    assert not np.array_equal(first, match_table(source, target, MatchSettings(17, seed=1, iterations=20)))
+
+
+# --------------------------------------------------------------------------------------------
+# Looks reached
+# --------------------------------------------------------------------------------------------
+
+
+def test_match_reaches_a_strong_look_shown_on_other_photos(tmp_path):
+    """References: a strong log-to-video look on three photos; graded: three OTHER photos."""
+    write_photos(tmp_path / "refs", ["mate_aqua", "coffee", "astronaut"], log_to_video)
+    photos = write_photos(tmp_path / "photos", ["chelsea_cat", "rocket", "mate_garden"])
+    result = match([tmp_path / "refs"], tmp_path / "look.cube", tmp_path / "photos", FAST)
+    truth = [log_to_video(p) for p in photos]
+    matched = np.mean([psnr(apply_lut_array(p, result.lut), t) for p, t in zip(photos, truth)])
+    identity = np.mean([psnr(p, t) for p, t in zip(photos, truth)])
+    assert identity < 13 and matched > identity + 5, (identity, matched)  # measured: 10.9 dB -> 16.2 dB
+    assert result.distance_after < 0.5 * result.distance_before
+
+
+def test_match_reaches_velvia_from_the_graded_photos_unaligned(tmp_path):
+    """References: the same photos graded by Velvia, flipped (no pixel correspondence, only the colours)."""
+    names = ["chelsea_cat", "rocket", "mate_garden"]
+    write_photos(tmp_path / "refs", names, velvia, flip=True)
+    photos = write_photos(tmp_path / "photos", names)
+    result = match([tmp_path / "refs"], tmp_path / "look.cube", tmp_path / "photos", FAST)
+    truth = [velvia(p) for p in photos]
+    matched = np.mean([psnr(apply_lut_array(p, result.lut), t) for p, t in zip(photos, truth)])
+    identity = np.mean([psnr(p, t) for p, t in zip(photos, truth)])
+    assert matched > identity + 5, (identity, matched)  # measured: 25.4 dB -> 41.4 dB
+
+
+def test_a_photo_matched_to_itself_gives_nearly_the_identity(tmp_path):
+    photos = write_photos(tmp_path / "photos", ["coffee", "mate_aqua"])
+    result = match([tmp_path / "photos"], tmp_path / "self.cube", tmp_path / "photos", FAST)
+    for picture in photos:
+        assert psnr(apply_lut_array(picture, result.lut), picture) > 40  # measured: 46 and 47.5 dB
+    assert np.abs(result.lut.table - grid(17)).mean() < 0.01
+    assert result.distance_after <= result.distance_before + 0.005
+
+
+def test_strength_zero_is_the_identity(tmp_path):
+    write_photos(tmp_path / "refs", ["coffee"], log_to_video)
+    write_photos(tmp_path / "photos", ["rocket"])
+    settings = MatchSettings(lut_size=9, max_pixels=2000, iterations=5, strength=0.0)
+    result = match([tmp_path / "refs"], tmp_path / "zero.cube", tmp_path / "photos", settings)
+    np.testing.assert_allclose(result.lut.table, grid(9), atol=0.01)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def test_cli_writes_a_cube_with_the_recipe(tmp_path):
+    write_photos(tmp_path / "refs", ["coffee"], log_to_video)
+    write_photos(tmp_path / "photos", ["rocket", "chelsea_cat"])
+    out = tmp_path / "look.cube"
+    result = run_lutgen("match", tmp_path / "refs" / "coffee.png", "--image-folder", tmp_path / "photos", "-o", out,
+                        "--lut-size", 9, "--max-pixels", 2000, "--iterations", 10, "--seed", 7, "--strength", 0.8)
+    assert result.returncode == 0, result.stderr
+    assert "sliced Wasserstein distance in Oklab" in result.stdout and f"wrote {out}" in result.stdout
+    lut = read_lut(out)
+    assert lut.table.shape == (9, 9, 9, 3)
+    comments = "\n".join(lut.comments)
+    assert "match: sliced optimal transport in Oklab" in comments
+    assert "lut size 9, smoothness 0.01, strength 0.8, iterations 10, seed 7, at most 2000 pixels" in comments
+    assert "reference coffee.png sha256:" in comments
+    assert "photo rocket.png sha256:" in comments and "photo chelsea_cat.png sha256:" in comments
+    from lutgen import __version__
+
+    assert f"lutgen {__version__}" in comments
+
+
+def test_cli_refuses_bad_input_in_one_sentence(tmp_path):
+    write_photos(tmp_path / "refs", ["coffee"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    ref = tmp_path / "refs" / "coffee.png"
+    out = tmp_path / "o.cube"
+    cases = [
+        ((), ["no reference image was given"]),
+        ((tmp_path / "missing.png",), ["missing.png", "no such file"]),
+        ((tmp_path / "broken.jpg",), ["broken.jpg"]),
+        ((ref, "--image-folder", tmp_path / "empty"), ["empty", "has no images"]),
+        ((ref, "--image-folder", tmp_path / "nowhere"), ["nowhere", "does not exist"]),
+        ((ref, "--strength", "1.5"), ["--strength"]),
+        ((ref, "--lut-size", "1"), ["--lut-size"]),
+        ((ref, "--smoothness", "0"), ["--smoothness"]),
+        ((ref, "--iterations", "0"), ["--iterations"]),
+        ((ref, "--max-pixels", "10"), ["--max-pixels"]),
+    ]
+    for args, fragments in cases:
+        folder = [] if "--image-folder" in args else ["--image-folder", tmp_path / "refs"]
+        result = run_lutgen("match", *args, *folder, "-o", out)
+        one_sentence_error(result, *fragments)
+        assert not out.exists()
+    one_sentence_error(run_lutgen("match", ref, "--image-folder", tmp_path / "refs", "-o", tmp_path / "o.png"),
+                       ".cube")
