@@ -22,6 +22,10 @@ def match(
         1e-2, help="Weight of the smoothness prior (greater than 0, at most 1000): higher is smoother."
     ),
     strength: float = typer.Option(1.0, help="How far to move towards the references, 0..1 (0: identity)."),
+    balance: float = typer.Option(
+        0.75, help="How much large areas of one colour are damped, 0..1: 0 matches every pixel (references of "
+                   "the same scene), higher lets a sky or a wall count less (references of other scenes)."
+    ),
     max_pixels: int = typer.Option(20_000, help="Pixels sampled at random from each image, 100..1000000."),
     iterations: int = typer.Option(30, help="Random projections of the sliced transport, 1..1000."),
     seed: int = typer.Option(0, help="Seed of the pixel sampling and the projections, 0..2147483647."),
@@ -35,7 +39,7 @@ def match(
     def progress(images):
         return tqdm(images, unit="image", disable=len(images) < 4, leave=False)
 
-    settings = MatchSettings(lut_size, smoothness, strength, max_pixels, iterations, seed)
+    settings = MatchSettings(lut_size, smoothness, strength, balance, max_pixels, iterations, seed)
     result = run_match(references or [], output, image_folder, settings, progress)
     typer.echo(f"matched {len(result.photos)} photo(s) to {len(result.references)} reference(s), "
                f"{result.samples} pixels: sliced Wasserstein distance in Oklab {result.distance_before:.4f} "

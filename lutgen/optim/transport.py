@@ -35,32 +35,56 @@ def random_basis(rng: np.random.Generator, dimensions: int = 3) -> np.ndarray:
     return q * np.sign(np.diag(r))  # the sign fix makes the draw uniform (Haar)
 
 
-def quantile_map(values: np.ndarray, reference_sorted: np.ndarray) -> np.ndarray:
+def quantile_map(values: np.ndarray, reference_sorted: np.ndarray, weights: np.ndarray | None = None,
+                 reference_weights: np.ndarray | None = None) -> np.ndarray:
     """Each of ``values`` ``(P,)`` replaced by the value of ``reference_sorted`` ``(M,)`` at its quantile.
 
-    The ``k``-th smallest of ``P`` values has quantile ``(k + 0.5) / P``; the reference's quantile
-    function is linear between its sorted samples. Ties among ``values`` get distinct quantiles
-    (their order in the array), so the result has the reference's distribution exactly.
+    Unweighted, the ``k``-th smallest of ``P`` values has quantile ``(k + 0.5) / P``; with
+    ``weights`` ``(P,)``, its quantile is the weight of the values before it plus half its own, over
+    the total (and likewise for the reference with ``reference_weights`` ``(M,)``, in the order of
+    ``reference_sorted``). The reference's quantile function is linear between its samples. Ties
+    among ``values`` get distinct quantiles (their order in the array), so the result has the
+    reference's distribution.
     """
-    p, m = len(values), len(reference_sorted)
-    ranks = np.empty(p, np.int64)
-    ranks[np.argsort(values, kind="stable")] = np.arange(p)
-    quantiles = (ranks + 0.5) / p
-    return np.interp(quantiles, (np.arange(m) + 0.5) / m, reference_sorted)
+    order = np.argsort(values, kind="stable")
+    mapped = np.empty(len(values), np.float64)
+    mapped[order] = np.interp(_midpoints(weights, order, len(values)),
+                              _midpoints(reference_weights, None, len(reference_sorted)), reference_sorted)
+    return mapped
 
 
-def transport_step(source: np.ndarray, target: np.ndarray, basis: np.ndarray, step: float = 1.0) -> np.ndarray:
-    """One iteration: ``source`` ``(P, D)`` with its marginals along the columns of ``basis`` moved to ``target``'s."""
+def _midpoints(weights: np.ndarray | None, order: np.ndarray | None, count: int) -> np.ndarray:
+    """The quantile of each of ``count`` sorted samples: cumulative weight before it plus half its own, over the total."""
+    if weights is None:
+        return (np.arange(count) + 0.5) / count
+    ordered = np.asarray(weights, np.float64) if order is None else np.asarray(weights, np.float64)[order]
+    cumulative = np.cumsum(ordered)
+    return (cumulative - ordered / 2) / cumulative[-1]
+
+
+def transport_step(source: np.ndarray, target: np.ndarray, basis: np.ndarray, step: float = 1.0,
+                   source_weights: np.ndarray | None = None, target_weights: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """One iteration: ``source`` ``(P, D)`` with its marginals along the columns of ``basis`` moved to ``target``'s.
+
+    ``source_weights`` ``(P,)`` and ``target_weights`` ``(M,)`` (positive; ``None``: equal) weigh the
+    samples in both distributions.
+    """
     projected = source @ basis
-    target_projected = np.sort(target @ basis, axis=0)
+    target_projected = target @ basis
     change = np.empty_like(projected)
     for axis in range(basis.shape[1]):
-        change[:, axis] = quantile_map(projected[:, axis], target_projected[:, axis]) - projected[:, axis]
+        order = np.argsort(target_projected[:, axis], kind="stable")
+        reference_weights = None if target_weights is None else np.asarray(target_weights)[order]
+        mapped = quantile_map(projected[:, axis], target_projected[order, axis], source_weights, reference_weights)
+        change[:, axis] = mapped - projected[:, axis]
     return source + step * (change @ basis.T)
 
 
 def sliced_transport(source: np.ndarray, target: np.ndarray, iterations: int = DEFAULT_ITERATIONS,
-                     rng: np.random.Generator | None = None, step: float = 1.0) -> np.ndarray:
+                     rng: np.random.Generator | None = None, step: float = 1.0,
+                     source_weights: np.ndarray | None = None, target_weights: np.ndarray | None = None
+                     ) -> np.ndarray:
     """``source`` ``(P, D)`` moved so that its distribution matches ``target`` ``(M, D)``; see the module docstring.
 
     Args:
@@ -69,6 +93,8 @@ def sliced_transport(source: np.ndarray, target: np.ndarray, iterations: int = D
         iterations: random bases to go through (0 returns a copy of ``source``).
         rng: the random generator for the bases (a fresh ``default_rng(0)`` when ``None``).
         step: relaxation in ``(0, 1]``; below 1 each iteration moves the samples only part of the way.
+        source_weights, target_weights: ``(P,)`` and ``(M,)`` positive weights of the samples in their
+            distributions (``None``: all equal).
 
     Returns:
         The moved samples ``(P, D)``, float64; sample ``i`` is where ``source[i]`` went, so
@@ -78,16 +104,19 @@ def sliced_transport(source: np.ndarray, target: np.ndarray, iterations: int = D
     moved = np.array(source, np.float64)
     target = np.asarray(target, np.float64)
     for _ in range(iterations):
-        moved = transport_step(moved, target, random_basis(rng, moved.shape[1]), step)
+        moved = transport_step(moved, target, random_basis(rng, moved.shape[1]), step, source_weights,
+                               target_weights)
     return moved
 
 
-def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: int = DEFAULT_DIRECTIONS, seed: int = 0) -> float:
+def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: int = DEFAULT_DIRECTIONS, seed: int = 0,
+                       weights: np.ndarray | None = None, other_weights: np.ndarray | None = None) -> float:
     """The sliced 2-Wasserstein distance between samples ``a`` ``(P, D)`` and ``b`` ``(M, D)``.
 
     The square root of the mean, over ``directions`` random unit directions (fixed by ``seed``), of
     the squared 1D Wasserstein distance between the two projected distributions (compared at
-    matching quantiles). In the units of the samples; 0 for identical distributions.
+    matching quantiles). ``weights`` ``(P,)`` and ``other_weights`` ``(M,)`` weigh the samples
+    (``None``: equal). In the units of the samples; 0 for identical distributions.
     """
     rng = np.random.default_rng(seed)
     a = np.asarray(a, np.float64)
@@ -98,13 +127,13 @@ def sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: int = DEFAULT_D
     quantiles = (np.arange(count) + 0.5) / count
     squared = []
     for k in range(directions):
-        qa = _quantiles(a @ units[:, k], quantiles)
-        qb = _quantiles(b @ units[:, k], quantiles)
+        qa = _quantiles(a @ units[:, k], quantiles, weights)
+        qb = _quantiles(b @ units[:, k], quantiles, other_weights)
         squared.append(np.mean((qa - qb) ** 2))
     return float(np.sqrt(np.mean(squared)))
 
 
-def _quantiles(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """The empirical quantile function of ``values`` ``(P,)`` at ``quantiles`` (midpoint convention)."""
-    ordered = np.sort(values)
-    return np.interp(quantiles, (np.arange(len(ordered)) + 0.5) / len(ordered), ordered)
+def _quantiles(values: np.ndarray, quantiles: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """The empirical quantile function of ``values`` ``(P,)`` (weighted, midpoint convention) at ``quantiles``."""
+    order = np.argsort(values, kind="stable")
+    return np.interp(quantiles, _midpoints(weights, order, len(values)), values[order])

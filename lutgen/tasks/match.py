@@ -6,14 +6,21 @@
    :data:`SAMPLE_SIDE` pixels a side, which keeps its colour distribution) and at most
    ``max_pixels`` of its pixels are drawn at random: the photos' samples are the source, the
    references' the target. Each image gives the same share, so one large photo does not drown the others.
-2. **Distribution transfer in Oklab.** Both sample sets go to Oklab (:mod:`lutgen.color.oklab`),
+2. **Colours balanced.** In each sample set, each sample weighs the number of samples in its colour
+   cell (a ``16^3`` grid over sRGB) to the power ``-balance`` (default 0.75, :data:`BALANCE_EXPONENT`). A large area of
+   one colour (a sky, a wall) is mostly content, not look: without this, the sky of a reference
+   would be painted over whatever fills the photos.
+   Every colour the images show still counts, with the common ones damped; the transfer below
+   matches these weighted distributions (weighted quantiles). For references of the same scene as
+   the photos (the same shots graded, or a similar frame), ``balance`` 0 matches every pixel.
+3. **Distribution transfer in Oklab.** Both sample sets go to Oklab (:mod:`lutgen.color.oklab`),
    where distances follow perceived differences, and the source is moved onto the references'
    distribution by iterative sliced optimal transport (:func:`lutgen.optim.transport.sliced_transport`:
    at each iteration a random orthonormal basis, each 1D projection quantile-matched).
-3. **Lightness order kept.** The moved lightnesses are then handed back in the order of the source's
+4. **Lightness order kept.** The moved lightnesses are then handed back in the order of the source's
    lightnesses (a 1D quantile map of ``L``), so that a brighter colour never comes out darker than a
    darker one (no tone reversals, which would posterise or solarise gradients).
-4. **One smooth LUT.** The moved samples go back to sRGB (clipped to the gamut) and are blended with
+5. **One smooth LUT.** The moved samples go back to sRGB (clipped to the gamut) and are blended with
    their source colours by ``strength``; the pairs (source colour -> moved colour) are fitted by the
    regularised lattice regression of ``lutgen fit`` (:func:`lutgen.optim.lattice_fit.fit_lattice`: a
    global curve model plus a smooth residual lattice, robust loss), whose smoothness prior turns the
@@ -22,7 +29,7 @@
 Deterministic for a given ``seed``. The ``.cube`` is written atomically at the end, with a recipe in
 its comments: every reference's and photo's file name with the first 12 hex digits of its SHA-256,
 the settings and lutgen's version. The report is the sliced Wasserstein distance in Oklab between
-the photos' and the references' samples, before and after grading with the LUT written.
+the photos' and the references' balanced colours, before and after grading with the LUT written.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from lutgen.fileio import check_folder_writable, ensure_not_input
 from lutgen.imaging import find_images, image_size, load_rgb_float
 from lutgen.lut import LUT
 from lutgen.optim.lattice_fit import fit_lattice, interpolate
-from lutgen.optim.transport import DEFAULT_ITERATIONS, sliced_transport, sliced_wasserstein
+from lutgen.optim.transport import DEFAULT_ITERATIONS, quantile_map, sliced_transport, sliced_wasserstein
 from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE, file_hash
 from lutgen.tasks.optimize_plan import default_image_folder
 from lutgen.tasks.options import MAX_SEED, check_number
@@ -58,6 +65,14 @@ MAX_IMAGES = 10_000
 SAMPLE_SIDE = 1024
 """Images are read shrunk to at most this many pixels a side before their pixels are sampled."""
 SEED = 0
+BALANCE_CELLS = 16
+"""Cells per axis of the sRGB grid over which colours are balanced."""
+BALANCE_EXPONENT = 0.75
+"""The default ``--balance``: a sample weighs its colour cell's count to the power ``-0.75`` (0: every
+pixel the same, 1: every colour cell shown the same). Chosen with ``bench/bench_match.py`` (references
+of other scenes, six looks, median/worst PSNR: 0: 18.6/16.7 dB, 0.5: 22.8/21.1, 0.75: 25.3/20.2,
+1: 24.6/18.8). With references of the same scene, 0 is best (35.0 dB median against 27.4 at 0.75):
+the weights are counted in each set's own colours, which the look itself moves."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class MatchSettings:
     lut_size: int = DEFAULT_LUT_SIZE
     smoothness: float = DEFAULT_SMOOTHNESS
     strength: float = 1.0
+    balance: float = 0.75
     max_pixels: int = DEFAULT_MAX_PIXELS
     iterations: int = DEFAULT_ITERATIONS
     seed: int = SEED
@@ -97,6 +113,7 @@ def check_settings(settings: MatchSettings) -> None:
         raise OptionError(f"--smoothness must be a number greater than 0 and at most {MAX_SMOOTHNESS:g}, "
                           f"not {settings.smoothness}")
     check_number("strength", settings.strength, 0.0, 1.0)
+    check_number("balance", settings.balance, 0.0, 1.0)
     check_number("max-pixels", settings.max_pixels, MIN_PIXELS, MAX_SAMPLED_PIXELS)
     check_number("iterations", settings.iterations, 1, MAX_ITERATIONS)
     check_number("seed", settings.seed, 0, MAX_SEED)
@@ -156,45 +173,67 @@ def gather(photos: Sequence[Path], references: Sequence[Path], max_pixels: int, 
     return np.concatenate(samples[:len(photos)]), np.concatenate(samples[len(photos):])
 
 
-def keep_lightness_order(source_lab: np.ndarray, moved_lab: np.ndarray) -> np.ndarray:
+def colour_weights(samples: np.ndarray, exponent: float = BALANCE_EXPONENT, cells: int = BALANCE_CELLS
+                   ) -> np.ndarray:
+    """The weight ``(P,)`` of each sample ``(P, 3)`` in [0, 1]: ``count ** -exponent``, summing to 1.
+
+    ``count`` is how many samples share its cell of a ``cells^3`` grid over the colour cube, so
+    common colours are damped.
+    """
+    cell = np.clip((samples * cells).astype(np.int64), 0, cells - 1)
+    key = (cell[:, 0] * cells + cell[:, 1]) * cells + cell[:, 2]
+    weights = np.bincount(key, minlength=cells**3)[key].astype(np.float64) ** -exponent
+    return weights / weights.sum()
+
+
+def keep_lightness_order(source_lab: np.ndarray, moved_lab: np.ndarray, weights: np.ndarray | None = None
+                         ) -> np.ndarray:
     """``moved_lab`` with its lightnesses re-dealt in the order of ``source_lab``'s (both ``(P, 3)`` Oklab).
 
-    The set of moved lightnesses is kept (so their distribution still matches the references');
-    only which sample gets which changes: the k-th darkest source sample gets the k-th darkest
-    moved lightness, a monotone tone curve.
+    The distribution of the moved lightnesses (under ``weights`` ``(P,)``, equal when ``None``) is
+    kept, so it still matches the references'; only which sample gets which changes: a sample
+    darker than another in the source stays darker, a monotone tone curve.
     """
     out = moved_lab.copy()
-    order = np.argsort(source_lab[:, 0], kind="stable")
-    out[order, 0] = np.sort(moved_lab[:, 0])
+    order = np.argsort(moved_lab[:, 0], kind="stable")
+    reference_weights = None if weights is None else weights[order]
+    out[:, 0] = quantile_map(source_lab[:, 0], moved_lab[order, 0], weights, reference_weights)
     return out
 
 
 def transfer_pairs(source: np.ndarray, target: np.ndarray, iterations: int, strength: float,
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator, balance: float = BALANCE_EXPONENT) -> np.ndarray:
     """Where each source colour ``(P, 3)`` goes: moved onto ``target``'s distribution in Oklab; ``(P, 3)`` sRGB.
 
-    See steps 2 to 4 of the module docstring; ``strength`` blends the moved colours with the
+    See steps 2 to 5 of the module docstring; ``strength`` blends the moved colours with the
     source's (0 gives the source back).
     """
     source_lab = srgb_to_oklab(source)
-    moved = sliced_transport(source_lab, srgb_to_oklab(target), iterations, rng)
-    moved = oklab_to_srgb(keep_lightness_order(source_lab, moved))
+    source_weights = colour_weights(source, balance)
+    moved = sliced_transport(source_lab, srgb_to_oklab(target), iterations, rng, source_weights=source_weights,
+                             target_weights=colour_weights(target, balance))
+    moved = oklab_to_srgb(keep_lightness_order(source_lab, moved, source_weights))
     return source + strength * (moved - source)
 
 
 def match_table(source: np.ndarray, target: np.ndarray, settings: MatchSettings) -> np.ndarray:
     """The LUT table ``(N, N, N, 3)`` moving the colours of ``source`` samples towards ``target``'s.
 
-    Both are ``(P, 3)`` / ``(M, 3)`` sRGB samples in [0, 1]; deterministic for ``settings.seed``.
+    Both are ``(P, 3)`` / ``(M, 3)`` sRGB samples in [0, 1] (pixels as drawn); see steps 2 to 5 of the
+    module docstring. Deterministic for ``settings.seed``.
     """
     rng = np.random.default_rng(settings.seed)
-    moved = transfer_pairs(source, target, settings.iterations, settings.strength, rng)
+    moved = transfer_pairs(source, target, settings.iterations, settings.strength, rng, settings.balance)
     return fit_lattice(source, moved, settings.lut_size, smoothness=settings.smoothness).table
 
 
-def oklab_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """The sliced Wasserstein distance in Oklab between sRGB samples ``a`` and ``b`` (both ``(P, 3)``)."""
-    return sliced_wasserstein(srgb_to_oklab(a), srgb_to_oklab(b))
+def oklab_distance(a: np.ndarray, b: np.ndarray, balance: float = BALANCE_EXPONENT) -> float:
+    """The sliced Wasserstein distance in Oklab between the balanced colours of sRGB samples ``a`` and ``b``.
+
+    Both ``(P, 3)``; each set is weighted by :func:`colour_weights` with ``balance``, as the transfer weighs them.
+    """
+    return sliced_wasserstein(srgb_to_oklab(a), srgb_to_oklab(b), weights=colour_weights(a, balance),
+                              other_weights=colour_weights(b, balance))
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,10 +243,11 @@ def oklab_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def recipe(references: Sequence[Path], photos: Sequence[Path], settings: MatchSettings) -> tuple[str, ...]:
     """The ``.cube`` comment lines that record how the LUT was made."""
-    lines = [f"lutgen {__version__} match: sliced optimal transport in Oklab, fitted by regularised lattice "
-             "regression",
+    lines = [f"lutgen {__version__} match: sliced optimal transport in Oklab of balanced colours, fitted by "
+             "regularised lattice regression",
              f"lut size {settings.lut_size}, smoothness {settings.smoothness:g}, strength {settings.strength:g}, "
-             f"iterations {settings.iterations}, seed {settings.seed}, at most {settings.max_pixels} pixels per image"]
+             f"balance {settings.balance:g}, iterations {settings.iterations}, seed {settings.seed}, "
+             f"at most {settings.max_pixels} pixels per image"]
     lines += [f"reference {path.name} sha256:{file_hash(path)}" for path in references]
     lines += [f"photo {path.name} sha256:{file_hash(path)}" for path in photos]
     return tuple(lines)
@@ -241,8 +281,8 @@ def match(
     source, target = gather(photos, reference_paths, settings.max_pixels, rng, progress)
     table = match_table(source, target, settings)
     lut = LUT(table, title="lutgen match", comments=recipe(reference_paths, photos, settings))
-    before = oklab_distance(source, target)
-    after = oklab_distance(interpolate(table, source), target)
+    before = oklab_distance(source, target, settings.balance)
+    after = oklab_distance(interpolate(table, source), target, settings.balance)
     from lutgen.formats import write_lut
 
     try:
