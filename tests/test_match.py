@@ -177,6 +177,17 @@ def test_a_photo_matched_to_itself_gives_nearly_the_identity(tmp_path):
     assert result.distance_after <= result.distance_before + 0.005
 
 
+def test_many_images_give_fewer_samples_each(tmp_path, monkeypatch):
+    import lutgen.tasks.match as task
+
+    write_photos(tmp_path / "photos", ["coffee", "rocket", "china"])
+    write_photos(tmp_path / "refs", ["mate_aqua"])
+    photos, refs = sorted((tmp_path / "photos").iterdir()), sorted((tmp_path / "refs").iterdir())
+    monkeypatch.setattr(task, "MAX_SAMPLES", 3000)
+    source, target = task.gather(photos, refs, 4000, np.random.default_rng(0), lambda items: items)
+    assert len(source) == 3000 and len(target) == 3000
+
+
 def test_strength_zero_is_the_identity(tmp_path):
     write_photos(tmp_path / "refs", ["coffee"], log_to_video)
     write_photos(tmp_path / "photos", ["rocket"])
@@ -195,14 +206,16 @@ def test_cli_writes_a_cube_with_the_recipe(tmp_path):
     write_photos(tmp_path / "photos", ["rocket", "chelsea_cat"])
     out = tmp_path / "look.cube"
     result = run_lutgen("match", tmp_path / "refs" / "coffee.png", "--image-folder", tmp_path / "photos", "-o", out,
-                        "--lut-size", 9, "--max-pixels", 2000, "--iterations", 10, "--seed", 7, "--strength", 0.8, "--balance", 0.5)
+                        "--lut-size", 9, "--max-pixels", 2000, "--iterations", 10, "--seed", 7, "--strength", 0.8,
+                        "--balance", 0.5)
     assert result.returncode == 0, result.stderr
     assert "sliced Wasserstein distance in Oklab" in result.stdout and f"wrote {out}" in result.stdout
     lut = read_lut(out)
     assert lut.table.shape == (9, 9, 9, 3)
     comments = "\n".join(lut.comments)
     assert "match: sliced optimal transport in Oklab" in comments
-    assert "lut size 9, smoothness 0.01, strength 0.8, balance 0.5, iterations 10, seed 7, at most 2000 pixels" in comments
+    assert ("lut size 9, smoothness 0.01, strength 0.8, balance 0.5, iterations 10, seed 7, at most 2000 pixels"
+            in comments)
     assert "reference coffee.png sha256:" in comments
     assert "photo rocket.png sha256:" in comments and "photo chelsea_cat.png sha256:" in comments
     from lutgen import __version__

@@ -54,7 +54,7 @@ def quantile_map(values: np.ndarray, reference_sorted: np.ndarray, weights: np.n
 
 
 def _midpoints(weights: np.ndarray | None, order: np.ndarray | None, count: int) -> np.ndarray:
-    """The quantile of each of ``count`` sorted samples: cumulative weight before it plus half its own, over the total."""
+    """The quantile of each of ``count`` sorted samples: the weight before it plus half its own, over the total."""
     if weights is None:
         return (np.arange(count) + 0.5) / count
     ordered = np.asarray(weights, np.float64) if order is None else np.asarray(weights, np.float64)[order]

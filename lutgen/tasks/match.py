@@ -61,7 +61,10 @@ DEFAULT_MAX_PIXELS = 20_000
 MIN_PIXELS, MAX_SAMPLED_PIXELS = 100, 1_000_000
 MAX_ITERATIONS = 1000
 MAX_IMAGES = 10_000
-"""Most photos plus references in one run (their samples are all held in memory)."""
+"""Most photos plus references in one run."""
+MAX_SAMPLES = 2_000_000
+"""Most samples of the photos, and of the references, in all: with many images, fewer pixels are drawn
+from each (about 50 MB a set, a few hundred MB at the peak of the transfer and the fit)."""
 SAMPLE_SIDE = 1024
 """Images are read shrunk to at most this many pixels a side before their pixels are sampled."""
 SEED = 0
@@ -168,8 +171,14 @@ def sample_image(path: Path, max_pixels: int, rng: np.random.Generator) -> np.nd
 
 def gather(photos: Sequence[Path], references: Sequence[Path], max_pixels: int, rng: np.random.Generator,
            progress: Callable[[Sequence], Sequence]) -> tuple[np.ndarray, np.ndarray]:
-    """The samples of every photo and of every reference, each set concatenated: ``(P, 3)`` and ``(M, 3)``."""
-    samples = [sample_image(path, max_pixels, rng) for path in progress([*photos, *references])]
+    """The samples of every photo and of every reference, each set concatenated: ``(P, 3)`` and ``(M, 3)``.
+
+    Each image gives at most ``max_pixels`` samples, and fewer when a set would pass :data:`MAX_SAMPLES`.
+    """
+    per_photo = min(max_pixels, MAX_SAMPLES // len(photos))
+    per_reference = min(max_pixels, MAX_SAMPLES // len(references))
+    images = [(path, per_photo) for path in photos] + [(path, per_reference) for path in references]
+    samples = [sample_image(path, count, rng) for path, count in progress(images)]
     return np.concatenate(samples[:len(photos)]), np.concatenate(samples[len(photos):])
 
 
