@@ -14,7 +14,10 @@ from lutgen.cli import app
 
 @app.command()
 def match(
-    references: list[Path] = typer.Argument(None, help="Reference photos and/or folders of them: the look to reach."),
+    references: list[Path] = typer.Argument(
+        None, metavar="REFERENCE", show_default=False,
+        help="Reference photos and/or folders of them (one or more): the look to reach.",
+    ),
     image_folder: Path = typer.Option(None, help="Folder of the photos to grade [default: the bundled images/]."),
     output: Path = typer.Option(..., "--output-path", "-o", "--output", help="The .cube file to write."),
     lut_size: int = typer.Option(33, help="LUT resolution N (N^3 nodes), 2..129."),
@@ -27,8 +30,8 @@ def match(
                    "the same scene), higher lets a sky or a wall count less (references of other scenes)."
     ),
     max_pixels: int = typer.Option(20_000, help="Pixels sampled at random from each image, 100..1000000."),
-    iterations: int = typer.Option(30, help="Random projections of the sliced transport, 1..1000."),
-    seed: int = typer.Option(0, help="Seed of the pixel sampling and the projections, 0..2147483647."),
+    iterations: int = typer.Option(30, help="Random bases of the sliced transport, 1..1000."),
+    seed: int = typer.Option(0, help="Seed of the pixel sampling and the random bases, 0..2147483647."),
 ) -> None:
     """Make the photos of --image-folder look like the reference photos: one smooth LUT from their colours."""
     from tqdm import tqdm

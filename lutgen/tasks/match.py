@@ -85,7 +85,7 @@ class MatchSettings:
     lut_size: int = DEFAULT_LUT_SIZE
     smoothness: float = DEFAULT_SMOOTHNESS
     strength: float = 1.0
-    balance: float = 0.75
+    balance: float = BALANCE_EXPONENT
     max_pixels: int = DEFAULT_MAX_PIXELS
     iterations: int = DEFAULT_ITERATIONS
     seed: int = SEED
