@@ -280,7 +280,7 @@ _CUBE_MUTATIONS = {
 
 
 def image_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
-    """A mutated image given to ``infer`` (with an identity LUT) or to ``enhance``."""
+    """A mutated image given to ``infer`` (with an identity LUT), to ``enhance``, or to ``match`` as a reference."""
     kind = rng.choice(sorted(seeds.images))
     data = seeds.images[kind]
     suffix = ".png" if kind == "16.png" else kind
@@ -288,10 +288,14 @@ def image_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
     mutated, suffix = _IMAGE_MUTATIONS[mutation](rng, data, suffix)
     name = f"image/{mutation}/{kind}#{index}"
     photo = f"photo{suffix}"
-    if rng.random() < 0.75:
+    draw = rng.random()
+    if draw < 0.65:
         argv = ["infer", "{dir}/identity.cube", f"{{dir}}/{photo}", "-o", "{dir}/out/graded.png"]
         return Case(name, argv, {"identity.cube": seeds.identity, photo: mutated})
-    return Case(name, ["enhance", f"{{dir}}/{photo}", "-o", "{dir}/out/graded.png"], {photo: mutated})
+    if draw < 0.85:
+        return Case(name, ["enhance", f"{{dir}}/{photo}", "-o", "{dir}/out/graded.png"], {photo: mutated})
+    argv = ["match", f"{{dir}}/ref/{photo}", "--image-folder", "{dir}/photos", "-o", "{dir}/out/look.cube"]
+    return Case(name, argv, {f"ref/{photo}": mutated, "photos/a.png": seeds.images[".png"]})
 
 
 def _image_flip(rng, data, suffix):
@@ -375,6 +379,7 @@ _OPTIONS = {
     "enhance": ["--quality"],
     "optimize": ["--lut-size", "--steps", "--learning-rate", "--batch-size", "--log-interval", "--image-smoothness",
                  "--image-regularization", "--black-preservation", "--lut-smoothness", "--seed"],
+    "match": ["--lut-size", "--smoothness", "--strength", "--balance", "--max-pixels", "--iterations", "--seed"],
     "fit": ["--lut-size", "--smoothness", "--max-pixels", "--holdout", "--interpolation"],
     "train": ["--epochs", "--batch-size", "--learning-rate", "--max-side", "--n-vertices", "--n-ranks",
               "--generations", "--checkpoint-every", "--monotonicity-factor", "--smooth-factor", "--seed"],
@@ -392,6 +397,8 @@ def option_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
         argv = ["infer", "{dir}/identity.cube", "{dir}/photo.png", "-o", "{dir}/out/graded.png", option, value]
     elif command == "enhance":
         argv = ["enhance", "{dir}/photo.png", "-o", "{dir}/out/graded.png", option, value]
+    elif command == "match":
+        argv = ["match", "{dir}/photo.png", "--image-folder", "{dir}", "-o", "{dir}/out/look.cube", option, value]
     elif command == "fit":
         files = {"in/a.png": seeds.images[".png"], "tg/a.png": seeds.images[".png"]}
         argv = ["fit", "--input-dir", "{dir}/in", "--target-dir", "{dir}/tg", "-o", "{dir}/out/look.cube",

@@ -22,7 +22,6 @@ held-out pair and lutgen's version.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,7 +32,7 @@ import numpy as np
 
 from lutgen import __version__
 from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
-from lutgen.fileio import check_folder_writable, check_regular_file, ensure_not_input
+from lutgen.fileio import check_folder_writable, check_regular_file, ensure_not_input, file_hash
 from lutgen.imaging import load_rgb_float
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
@@ -50,7 +49,6 @@ NO_HOLDOUT = ("0", "none", "no", "off")
 HOLDOUT_MIN_PAIRS = 3
 """With at least this many pairs, one is held out unless asked otherwise."""
 SEED = 0
-HASH_DIGITS = 12
 POORLY_EXPLAINED_PSNR, POORLY_EXPLAINED_GAP, POORLY_EXPLAINED_SAMPLES = 30.0, 8.0, 50_000
 """A training pair is warned about when the fit's PSNR on (50,000 of) its samples is under 30 dB and
 8 dB under the best pair's."""
@@ -239,15 +237,6 @@ def sample_pixels(before: np.ndarray, after: np.ndarray, max_pixels: int, rng: n
         chosen = np.sort(rng.choice(len(x), size=max_pixels, replace=False))
         x, y = x[chosen], y[chosen]
     return x.astype(np.float64), y.astype(np.float64)
-
-
-def file_hash(path: Path) -> str:
-    """The first :data:`HASH_DIGITS` hex digits of the file's SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:HASH_DIGITS]
 
 
 # --------------------------------------------------------------------------------------------
