@@ -36,7 +36,7 @@ from lutgen.tasks.optimize import OptimizeOptions, optimize, prompt_slug, valida
 ROOT = Path(__file__).resolve().parents[1]
 VERBOSE_LINE = re.compile(
     r"^Step (\d+): Loss = \d+\.\d{4} \(CLIP: \d+\.\d{4}, Smooth: \d+\.\d{4}, Reg: \d+\.\d{4}, "
-    r"Black: \d+\.\d{4}, LUT Smooth: \d+\.\d{4}\)$"
+    r"Black: \d+\.\d{4}, Highlight: \d+\.\d{4}, LUT Smooth: \d+\.\d{4}\)$"
 )
 
 
@@ -103,11 +103,31 @@ def test_every_auxiliary_loss_is_exactly_zero_at_identity(training_folder):
         losses.image_smoothness(change),
         losses.image_regularization(change),
         losses.black_preservation(views, change),
+        losses.highlight_preservation(views, change),
         losses.lut_smoothness(table_change),
     ]
-    assert [t.item() for t in terms] == [0.0, 0.0, 0.0, 0.0]
+    assert [t.item() for t in terms] == [0.0, 0.0, 0.0, 0.0, 0.0]
     sum(terms).backward()
     assert torch.equal(lut.raw.grad, torch.zeros_like(lut.raw))
+
+
+def test_highlight_preservation_matches_a_float64_reference():
+    rng = np.random.default_rng(4)
+    original = rng.uniform(0.9, 1.0, (2, 3, 8, 8))
+    original[:, :, :2] = 1.0  # some pure whites
+    change = rng.normal(0, 0.02, original.shape)
+    graded = original + change
+    y = lambda a: 0.2126 * a[:, 0] + 0.7152 * a[:, 1] + 0.0722 * a[:, 2]  # noqa: E731
+    white = y(original) > 0.99
+    kept_white = np.abs(change).mean(axis=1)[white].mean()
+    clipping = (np.maximum(graded - 0.995, 0) * (original < 0.98)).mean()
+    got = losses.highlight_preservation(torch.tensor(original), torch.tensor(change))
+    assert white.any() and (original < 0.98).any()
+    assert got.item() == pytest.approx(kept_white + clipping, rel=1e-12)
+    # Mid-tones moved anywhere below the clipping level cost nothing; pushing them into it does.
+    grey = torch.full((1, 3, 4, 4), 0.5, dtype=torch.float64)
+    assert losses.highlight_preservation(grey, torch.full_like(grey, 0.4)).item() == 0.0
+    assert losses.highlight_preservation(grey, torch.full_like(grey, 0.5)).item() == pytest.approx(0.005)
 
 
 def test_black_preservation_matches_a_float64_reference():
@@ -253,8 +273,9 @@ def test_total_loss_falls_over_30_steps(guide, training_folder):
 def test_verbose_line_format():
     from lutgen.optim.trainer import StepRecord
 
-    line = StepRecord(100, 0.79354, 0.79051, 0.00041, 0.00172, 0.0, 0.00078).verbose_line()
-    assert line == "Step 100: Loss = 0.7935 (CLIP: 0.7905, Smooth: 0.0004, Reg: 0.0017, Black: 0.0000, LUT Smooth: 0.0008)"
+    line = StepRecord(100, 0.79354, 0.79051, 0.00041, 0.00172, 0.0, 0.00078, 0.00012).verbose_line()
+    assert line == ("Step 100: Loss = 0.7935 (CLIP: 0.7905, Smooth: 0.0004, Reg: 0.0017, Black: 0.0000, "
+                    "Highlight: 0.0001, LUT Smooth: 0.0008)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,7 +411,7 @@ def test_optimize_writes_what_it_optimised_and_the_logs(tiny_clip_model, trainin
     ]
     np.testing.assert_allclose(read_lut(log_dir / "step_00012.cube").table, written.table, rtol=0, atol=1e-12)
     rows = (log_dir / "losses.csv").read_text().splitlines()
-    assert rows[0] == "step,total,clip,smooth,reg,black,lut_smooth" and len(rows) == 13
+    assert rows[0] == "step,total,clip,smooth,reg,black,lut_smooth,highlight" and len(rows) == 13
     with Image.open(log_dir / "step_00005.png") as before_after, Image.open(log_dir / "loss_plot.png") as plot, \
             Image.open(log_dir / "contact_sheet.png") as sheet:
         assert before_after.width <= 768

@@ -29,6 +29,9 @@ def optimize(
     image_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise banding the LUT adds to images."),
     image_regularization: float = typer.Option(1.0, help="Weight 0..1000: keep the grade subtle."),
     black_preservation: float = typer.Option(1.0, help="Weight 0..1000: do not lift the blacks."),
+    highlight_preservation: float = typer.Option(
+        1.0, help="Weight 0..1000: keep whites white and highlights out of clipping."
+    ),
     lut_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise kinks in the LUT's change."),
     batch_size: int = typer.Option(4, help="Views per step, 1..256 (each view of ViT-B-32 takes about 28 MB)."),
     log_interval: int = typer.Option(
@@ -59,7 +62,8 @@ def optimize(
     options = OptimizeOptions(
         prompt=prompt, image_folder=image_folder, lut_size=lut_size, steps=steps, learning_rate=learning_rate,
         image_smoothness=image_smoothness, image_regularization=image_regularization,
-        black_preservation=black_preservation, lut_smoothness=lut_smoothness, batch_size=batch_size,
+        black_preservation=black_preservation, highlight_preservation=highlight_preservation,
+        lut_smoothness=lut_smoothness, batch_size=batch_size,
         log_interval=log_interval, output_path=output_path, test_image=test_image, verbose=verbose, seed=seed,
         device=device, log_dir=log_dir, clip_model=clip_model, clip_pretrained=clip_pretrained,
         clip_precision=clip_precision,

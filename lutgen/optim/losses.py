@@ -1,4 +1,4 @@
-"""The losses of text-to-LUT optimisation: CLIP plus four weighted auxiliary terms.
+"""The losses of text-to-LUT optimisation: CLIP plus five weighted auxiliary terms.
 
 Every auxiliary loss measures only what the LUT *changes*, so each is exactly zero at the identity
 LUT. (A smoothness term on the output image itself would penalise the photo's own texture; one on
@@ -12,6 +12,10 @@ the table itself would pull the black corner up.)
 - image regularisation: ``mean(d^2)``: keep the grade subtle.
 - black preservation: Rec.709 luma ``Y``; the mean of ``relu(Y(graded) - Y(original))`` over the
   pixels whose original luma is below 0.01 (zero when there are none): do not lift the blacks.
+- highlight preservation, the same at the other end: the mean absolute change ``mean_c |d|`` over
+  the pixels whose original luma is above 0.99 (whites stay white: neither dimmed nor tinted), plus
+  the mean of ``relu(graded - 0.995)`` over the channels whose original value is below 0.98 (the grade
+  does not push highlights into clipping, where their detail would be lost).
 - LUT smoothness: the same half-size down-and-up residual, trilinear with aligned corners, of the
   table's change ``D = table - identity``. Trilinear interpolation reproduces affine functions, so a
   global affine grade (brightness, contrast, a colour matrix) costs nothing; curvature and kinks
@@ -32,6 +36,8 @@ import torch.nn.functional as F
 
 LUMA_709 = (0.2126, 0.7152, 0.0722)
 BLACK_LUMA = 0.01
+WHITE_LUMA = 0.99  # pixels this bright are whites to keep white
+CLIPPING_LEVEL, UNCLIPPED_LEVEL = 0.995, 0.98  # a channel below 0.98 pushed above 0.995 is clipping
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,7 @@ class LossWeights:
     image_regularization: float = 1.0
     black_preservation: float = 1.0
     lut_smoothness: float = 1.0
+    highlight_preservation: float = 1.0
 
 
 @dataclass
@@ -54,8 +61,9 @@ class LossTerms:
     reg: torch.Tensor
     black: torch.Tensor
     lut_smooth: torch.Tensor
+    highlight: torch.Tensor
 
-    NAMES = ("total", "clip", "smooth", "reg", "black", "lut_smooth")
+    NAMES = ("total", "clip", "smooth", "reg", "black", "lut_smooth", "highlight")
 
     def values(self) -> dict[str, float]:
         """The terms as Python floats (one device synchronisation)."""
@@ -127,6 +135,21 @@ def black_preservation(original: torch.Tensor, change: torch.Tensor) -> torch.Te
     return lift.sum() / dark.sum().clamp(min=1.0)
 
 
+def highlight_preservation(original: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+    """Whites kept white and highlights kept out of clipping; exactly zero when the LUT changes nothing.
+
+    The mean of ``mean_c |d|`` over pixels with ``Y(original) > 0.99`` (0 if none), plus the mean over
+    all channel values of ``relu(original + d - 0.995)`` where ``original < 0.98``. Both parts are flat
+    at ``d = 0`` (``|d|``'s subgradient there is 0, and the clipping part is 0 near the identity).
+    """
+    white = (luma(original) > WHITE_LUMA).to(change.dtype)
+    tint = change.abs().mean(dim=1) * white
+    kept_white = tint.sum() / white.sum().clamp(min=1.0)
+    unclipped = (original < UNCLIPPED_LEVEL).to(change.dtype)
+    clipping = (torch.relu(original + change - CLIPPING_LEVEL) * unclipped).mean()
+    return kept_white + clipping
+
+
 def lut_lowpass(table_change: torch.Tensor) -> torch.Tensor:
     """A half-size down-and-up copy of a ``(N, N, N, 3)`` table (trilinear, aligned corners)."""
     matrix = down_up_matrix(table_change.shape[0], True, table_change.device, table_change.dtype)
@@ -169,5 +192,6 @@ def compute_losses(
     reg = weighted(weights.image_regularization, lambda: image_regularization(change))
     black = weighted(weights.black_preservation, lambda: black_preservation(original, change))
     lut_smooth = weighted(weights.lut_smoothness, lambda: lut_smoothness(table_change))
-    total = clip + smooth + reg + black + lut_smooth
-    return LossTerms(total, clip, smooth, reg, black, lut_smooth)
+    highlight = weighted(weights.highlight_preservation, lambda: highlight_preservation(original, change))
+    total = clip + smooth + reg + black + lut_smooth + highlight
+    return LossTerms(total, clip, smooth, reg, black, lut_smooth, highlight)

@@ -26,6 +26,7 @@ _COLOURS = {
     "reg": (44, 160, 44),
     "black": (214, 39, 40),
     "lut_smooth": (148, 103, 189),
+    "highlight": (188, 189, 34),
 }
 _LABELS = {
     "total": "total",
@@ -34,6 +35,7 @@ _LABELS = {
     "reg": "image regularisation",
     "black": "black preservation",
     "lut_smooth": "LUT smoothness",
+    "highlight": "highlight preservation",
 }
 
 
@@ -168,7 +170,7 @@ def loss_plot(records: Sequence, width: int = 900, height: int = 600) -> np.ndar
     margin_left, margin_right = 70, 20
     half = height // 2
     main = {name: [getattr(r, name) for r in records] for name in ("total", "clip")}
-    aux = {name: [getattr(r, name) for r in records] for name in ("smooth", "reg", "black", "lut_smooth")}
+    aux = {name: [getattr(r, name) for r in records] for name in ("smooth", "reg", "black", "highlight", "lut_smooth")}
     _panel(draw, (margin_left, 30, width - margin_right, half - 30), steps, main, "loss (total, CLIP)", font)
     _panel(draw, (margin_left, half + 30, width - margin_right, height - 30), steps, aux,
            "weighted auxiliary losses", font)

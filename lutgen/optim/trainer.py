@@ -37,14 +37,16 @@ class StepRecord:
     reg: float
     black: float
     lut_smooth: float
+    highlight: float
 
-    FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth")
+    FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth", "highlight")
 
     def verbose_line(self) -> str:
         """The line ``--verbose`` prints every 10 steps: the total and each weighted term, 4 decimals."""
         return (
             f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}, Smooth: {self.smooth:.4f}, "
-            f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, LUT Smooth: {self.lut_smooth:.4f})"
+            f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, Highlight: {self.highlight:.4f}, "
+            f"LUT Smooth: {self.lut_smooth:.4f})"
         )
 
 

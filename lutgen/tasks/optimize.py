@@ -94,7 +94,8 @@ def settings_comment(o: OptimizeOptions, plan: Plan, weights_label: str) -> str:
     return (
         f"lutgen optimize: steps={o.steps} lut_size={o.lut_size} learning_rate={o.learning_rate:g} "
         f"image_smoothness={o.image_smoothness:g} image_regularization={o.image_regularization:g} "
-        f"black_preservation={o.black_preservation:g} lut_smoothness={o.lut_smoothness:g} "
+        f"black_preservation={o.black_preservation:g} highlight_preservation={o.highlight_preservation:g} "
+        f"lut_smoothness={o.lut_smoothness:g} "
         f"batch_size={o.batch_size} seed={plan.seed} clip={weights_label}"
     )
 
@@ -121,7 +122,7 @@ def likely_causes(record, o: OptimizeOptions, weights_label: str) -> str:
     the weights of the terms that are not finite, else CLIP's weights when the very first step fails,
     else the large loss weights and the learning rate."""
     named = {"smooth": "image-smoothness", "reg": "image-regularization", "black": "black-preservation",
-             "lut_smooth": "lut-smoothness"}
+             "lut_smooth": "lut-smoothness", "highlight": "highlight-preservation"}
 
     def option(name: str) -> str:
         return f"--{name} {getattr(o, name.replace('-', '_')):g}"
@@ -229,7 +230,7 @@ def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
     del decoded
     sampler = ViewSampler(tensors, guide.image_size, options.batch_size, plan.seed, guide.interpolation)
     weights = LossWeights(options.image_smoothness, options.image_regularization,
-                          options.black_preservation, options.lut_smoothness)
+                          options.black_preservation, options.lut_smoothness, options.highlight_preservation)
     lut = BoundedLUT(options.lut_size, device=device)
     trainer = LutTrainer(guide, sampler, lut, text_embedding, weights, options.learning_rate)
     log = None

@@ -59,7 +59,8 @@ TEMPORARY_NAME_BYTES = 15  # what an atomic write adds to a name: ".NAME.1234567
 MAX_IMAGES = 1000
 """Most training images: all are kept on the device at three times CLIP's input size, in float16
 (about 2 MB each for 224-pixel models, 4.5 MB for 336), so 1000 take 2 to 5 GB."""
-LOSS_WEIGHT_OPTIONS = ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness")
+LOSS_WEIGHT_OPTIONS = ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness",
+                       "highlight-preservation")
 
 LIMITS = {
     "steps": (1, MAX_STEPS),
@@ -90,6 +91,7 @@ class OptimizeOptions:
     image_regularization: float = 1.0
     black_preservation: float = 1.0
     lut_smoothness: float = 1.0
+    highlight_preservation: float = 1.0
     batch_size: int = 4
     log_interval: int = 50
     output_path: Path = Path("lut.cube")
