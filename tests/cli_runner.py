@@ -34,3 +34,13 @@ def one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> 
     for fragment in fragments:
         assert fragment in line, line
     return line
+
+
+OPTIMIZE_IMPORTS_PROBE = (
+    "import sys; sys.argv = ['lutgen', 'optimize', *sys.argv[1:]]\n"
+    "from lutgen.cli import main\n"
+    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+    "print('exit', code, 'heavy', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
+)
+"""``python -c OPTIMIZE_IMPORTS_PROBE ARGS``: runs ``lutgen optimize ARGS`` and prints its exit code and
+which heavy modules it imported (to show an option error comes before torch and open_clip load)."""

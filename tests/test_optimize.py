@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from cli_runner import one_sentence_error, only_line, run_lutgen
+from cli_runner import OPTIMIZE_IMPORTS_PROBE, one_sentence_error, only_line, run_lutgen
 from PIL import Image
 
 from lutgen.color.torch_ops import identity_table
@@ -500,12 +500,6 @@ def test_cli_offline_without_cached_weights_is_one_sentence(training_folder, tmp
     assert not (tmp_path / "x.cube").exists()
 
 
-PROBE = (
-    "import sys; sys.argv = ['lutgen', 'optimize', *sys.argv[1:]]\n"
-    "from lutgen.cli import main\n"
-    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-    "print('exit', code, 'heavy', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
-)
 
 
 @pytest.mark.parametrize(
@@ -526,7 +520,7 @@ PROBE = (
 def test_cli_bad_inputs_exit_2_before_any_model_loads(training_folder, tmp_path, args, fragment):
     (tmp_path / "blocker").write_text("a file where a folder should be")
     base = ["--prompt", "warm", "--image-folder", str(training_folder), "--output-path", str(tmp_path / "x.cube")]
-    result = subprocess.run([sys.executable, "-c", PROBE, *base, *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", OPTIMIZE_IMPORTS_PROBE, *base, *args], capture_output=True, text=True,
                             cwd=tmp_path, env=cli_env(tmp_path), timeout=120)
     assert "exit 2 heavy []" in result.stdout, (result.stdout, result.stderr)
     assert fragment in only_line(result.stderr)

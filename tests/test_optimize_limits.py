@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_runner import one_sentence_error, only_line, run_lutgen
+from cli_runner import OPTIMIZE_IMPORTS_PROBE, one_sentence_error, only_line, run_lutgen
 
 from lutgen.errors import ImageError, OptionError, Terminated, interrupt_exit_code
 from lutgen.formats import read_lut
@@ -224,12 +224,6 @@ def test_a_prompt_longer_than_clip_reads_is_warned_about(tiny_clip_model, traini
 # Hostile inputs, refused in one sentence before any model loads
 
 
-PROBE = (
-    "import sys; sys.argv = ['lutgen', 'optimize', *sys.argv[1:]]\n"
-    "from lutgen.cli import main\n"
-    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-    "print('exit', code, 'heavy', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
-)
 
 
 @pytest.mark.parametrize(
@@ -257,7 +251,7 @@ def test_cli_hostile_inputs_exit_2_before_any_model_loads(training_folder, tmp_p
     (tmp_path / "folder").mkdir()
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")
     base = ["--prompt", "warm", "--image-folder", str(training_folder), "--output-path", str(tmp_path / "x.cube")]
-    result = subprocess.run([sys.executable, "-c", PROBE, *base, *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", OPTIMIZE_IMPORTS_PROBE, *base, *args], capture_output=True, text=True,
                             cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
     assert "exit 2 heavy []" in result.stdout, (result.stdout, result.stderr)
     assert fragment in only_line(result.stderr)

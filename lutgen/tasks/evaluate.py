@@ -30,8 +30,9 @@ import numpy as np
 
 from lutgen.color.adaint import psnr
 from lutgen.devices import check_device_name
-from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import atomic_write_bytes, check_folder_writable, ensure_not_input
+from lutgen.errors import LutgenError
+from lutgen.fileio import atomic_write_bytes, ensure_not_input
+from lutgen.tasks.options import check_output_file
 from lutgen.imaging import load_image
 from lutgen.models import DEFAULT_MODEL, load_weights
 from lutgen.tasks.pairs import ImagePair, pair_images
@@ -204,11 +205,7 @@ def evaluate_pair(enhancer, pair: ImagePair) -> EvaluationRow:
 
 
 def _check_csv_path(csv_path: Path) -> None:
-    if csv_path.suffix.lower() != ".csv":
-        raise OptionError(f"--csv {csv_path} must end in .csv")
-    if csv_path.is_dir():
-        raise OptionError(f"--csv {csv_path} is a folder; give a .csv file name")
-    check_folder_writable(csv_path.parent, f"--csv {csv_path}")
+    check_output_file(csv_path, "--csv", ".csv")
 
 
 CSV_COLUMNS = ("image", "psnr", "ssim", "delta_e", "input_psnr", "input_ssim", "input_delta_e")

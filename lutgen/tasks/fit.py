@@ -32,7 +32,8 @@ import numpy as np
 
 from lutgen import __version__
 from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
-from lutgen.fileio import check_folder_writable, check_regular_file, ensure_not_input, file_hash
+from lutgen.fileio import check_regular_file, ensure_not_input, file_hash
+from lutgen.tasks.options import check_number, check_output_file
 from lutgen.imaging import load_rgb_float
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
@@ -96,19 +97,12 @@ def check_options(output: Path, lut_size: int, smoothness: float, max_pixels: in
     """Refuse bad option values by name (one sentence each), before any image is read."""
     if not MIN_LUT_SIZE <= lut_size <= MAX_LUT_SIZE:
         raise OptionError(f"--lut-size must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, not {lut_size}")
-    if not math.isfinite(smoothness) or not 0 < smoothness <= MAX_SMOOTHNESS:
-        raise OptionError(f"--smoothness must be a number greater than 0 and at most {MAX_SMOOTHNESS:g}, "
-                          f"not {smoothness}")
+    check_number("smoothness", smoothness, 0, MAX_SMOOTHNESS, low_inclusive=False)
     if not MIN_PIXELS <= max_pixels <= MAX_SAMPLED_PIXELS:
         raise OptionError(f"--max-pixels must be between {MIN_PIXELS} and {MAX_SAMPLED_PIXELS}, not {max_pixels}")
     if interpolation not in INTERPOLATIONS:
         raise OptionError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, not {interpolation!r}")
-    output = Path(output)
-    if output.suffix.lower() != ".cube":
-        raise OptionError(f"--output {output} must end in .cube")
-    if output.is_dir():
-        raise OptionError(f"--output {output} is a folder; give a .cube file name")
-    check_folder_writable(output.parent, f"--output {output}")
+    check_output_file(output, "--output-path", ".cube")
 
 
 def choose_holdout(pairs: Sequence[ImagePair], holdout: str | None) -> str | None:

@@ -34,7 +34,6 @@ the photos' and the references' balanced colours, before and after grading with 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +42,15 @@ import numpy as np
 
 from lutgen import __version__
 from lutgen.color.oklab import oklab_to_srgb, srgb_to_oklab
-from lutgen.errors import ImageError, LutgenError, OptionError
-from lutgen.fileio import check_folder_writable, ensure_not_input, file_hash
+from lutgen.errors import ImageError, LutgenError
+from lutgen.fileio import ensure_not_input, file_hash
 from lutgen.imaging import find_images, image_size, load_rgb_float
 from lutgen.lut import LUT
 from lutgen.optim.lattice_fit import fit_lattice, interpolate
 from lutgen.optim.transport import DEFAULT_ITERATIONS, quantile_map, sliced_transport, sliced_wasserstein
 from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE
 from lutgen.tasks.optimize_plan import default_image_folder
-from lutgen.tasks.options import MAX_SEED, check_number
+from lutgen.tasks.options import MAX_SEED, check_number, check_output_file
 
 DEFAULT_LUT_SIZE = 33
 DEFAULT_SMOOTHNESS = 1e-2
@@ -113,9 +112,7 @@ class MatchResult:
 def check_settings(settings: MatchSettings) -> None:
     """Refuse bad option values by name (one sentence each), before any image is read."""
     check_number("lut-size", settings.lut_size, MIN_LUT_SIZE, MAX_LUT_SIZE)
-    if not math.isfinite(settings.smoothness) or not 0 < settings.smoothness <= MAX_SMOOTHNESS:
-        raise OptionError(f"--smoothness must be a number greater than 0 and at most {MAX_SMOOTHNESS:g}, "
-                          f"not {settings.smoothness}")
+    check_number("smoothness", settings.smoothness, 0, MAX_SMOOTHNESS, low_inclusive=False)
     check_number("strength", settings.strength, 0.0, 1.0)
     check_number("balance", settings.balance, 0.0, 1.0)
     check_number("max-pixels", settings.max_pixels, MIN_PIXELS, MAX_SAMPLED_PIXELS)
@@ -125,11 +122,7 @@ def check_settings(settings: MatchSettings) -> None:
 
 def check_output(output: Path) -> None:
     """The output must be a ``.cube`` file name in a folder that can be written."""
-    if output.suffix.lower() != ".cube":
-        raise OptionError(f"--output-path {output} must end in .cube")
-    if output.is_dir():
-        raise OptionError(f"--output-path {output} is a folder; give a .cube file name")
-    check_folder_writable(output.parent, f"--output-path {output}")
+    check_output_file(output, "--output-path", ".cube")
 
 
 def find_references(references: Sequence[Path]) -> list[Path]:

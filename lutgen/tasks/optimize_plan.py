@@ -35,7 +35,7 @@ from lutgen.guidance import check_clip_precision
 from lutgen.imaging import find_images, load_rgb_float
 from lutgen.lut import MIN_3D_SIZE
 from lutgen.optim.training_log import BUNDLED_IMAGES, PREVIEW_WIDTH, is_log_file_name
-from lutgen.tasks.options import check_number, choose_seed
+from lutgen.tasks.options import check_number, check_output_file, choose_seed
 
 DEFAULT_TEST_IMAGE = "mate_greenmeadow.jpg"
 
@@ -196,11 +196,7 @@ def check_path_length(path: Path, what: str, spare: int = 0) -> None:
 
 def _check_output(path: Path) -> None:
     check_path_length(path, "--output-path", TEMPORARY_NAME_BYTES)
-    if path.suffix.lower() != ".cube":
-        raise OptionError(f"--output-path {path} must end in .cube")
-    if path.is_dir():
-        raise OptionError(f"--output-path {path} is a folder; give a .cube file name")
-    check_folder_writable(path.parent, f"--output-path {path}")
+    check_output_file(path, "--output-path", ".cube")
 
 
 def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:

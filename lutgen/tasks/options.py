@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
 from lutgen.errors import OptionError
+from lutgen.fileio import check_folder_writable
 
 MAX_SEED = 2**31 - 1
 
@@ -17,11 +19,25 @@ def check_number(name: str, value, low=None, high=None, low_inclusive: bool = Tr
     too_low = low is not None and (value < low if low_inclusive else value <= low)
     if too_low or (high is not None and value > high):
         if low is not None and high is not None:
+            if not low_inclusive:
+                raise OptionError(f"--{name} must be greater than {low:g} and at most {high:g}, not {value}")
             raise OptionError(f"--{name} must be between {low} and {high}, not {value}")
         if high is not None:
             raise OptionError(f"--{name} must be at most {high}, not {value}")
         relation = "at least" if low_inclusive else "greater than"
         raise OptionError(f"--{name} must be {relation} {low}, not {value}")
+
+
+def check_output_file(path: str | Path, option: str, suffix: str) -> Path:
+    """Refuse an output file (``--option PATH``) that does not end in ``suffix``, is a folder, or lies
+    where no file can be written; one sentence each, before any work."""
+    path = Path(path)
+    if path.suffix.lower() != suffix:
+        raise OptionError(f"{option} {path} must end in {suffix}")
+    if path.is_dir():
+        raise OptionError(f"{option} {path} is a folder; give a {suffix} file name")
+    check_folder_writable(path.parent, f"{option} {path}")
+    return path
 
 
 def check_quality(quality: int) -> None:

@@ -62,7 +62,7 @@ from lutgen.tasks.checkpoints import (
     save_checkpoint,
     save_weights,
 )
-from lutgen.tasks.options import NoProgressBar, check_number, choose_seed
+from lutgen.tasks.options import NoProgressBar, check_number, check_output_file, choose_seed
 from lutgen.tasks.pairs import ImagePair, pair_images
 from lutgen.tasks.train_options import TrainOptions
 from lutgen.tasks.train_data import PairData, batch_indices, derived_seed
@@ -134,11 +134,7 @@ def _check_options(o: TrainOptions) -> None:
     if o.precision not in PRECISIONS:
         raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, not {o.precision!r}")
     check_device_name(o.device)
-    output = Path(o.output_path)
-    if output.suffix.lower() != ".safetensors":
-        raise OptionError(f"--output-path {output} must end in .safetensors")
-    if output.is_dir():
-        raise OptionError(f"--output-path {output} is a folder; give a .safetensors file name")
+    check_output_file(o.output_path, "--output-path", ".safetensors")
 
 
 def _check_outputs(output_path: Path, checkpoint_dir: Path) -> None:
