@@ -22,7 +22,6 @@ held-out pair and lutgen's version.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,12 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from lutgen import __version__
+from lutgen.color.adaint import psnr
 from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
 from lutgen.fileio import check_regular_file, ensure_not_input, file_hash
-from lutgen.tasks.options import check_number, check_output_file
 from lutgen.imaging import load_rgb_float
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
+from lutgen.tasks.options import check_number, check_output_file
 from lutgen.tasks.pairs import ImagePair, pair_images
 
 ASPECT_TOLERANCE = 0.01
@@ -243,10 +243,7 @@ def scores(graded: np.ndarray, target: np.ndarray) -> FitScores:
     from lutgen.tasks.evaluate import delta_e76
 
     graded = np.clip(np.asarray(graded, np.float64), 0, 1)
-    target = np.asarray(target, np.float64)
-    mse = float(np.mean((graded - target) ** 2))
-    psnr = math.inf if mse == 0 else 10 * math.log10(1 / mse)
-    return FitScores(psnr, delta_e76(graded, target))
+    return FitScores(psnr(graded, target), delta_e76(graded, target))
 
 
 def score_lut(lut: LUT, before: np.ndarray, after: np.ndarray, interpolation: str) -> FitScores:
@@ -304,8 +301,7 @@ def warn_poorly_explained(pairs: Sequence[ImagePair], counts: Sequence[int], tab
     psnrs = []
     for start, end in zip(ends - np.asarray(counts), ends):
         part = slice(start, min(end, start + POORLY_EXPLAINED_SAMPLES))
-        mse = float(np.mean((interpolate(table, x[part]) - y[part]) ** 2))
-        psnrs.append(10 * math.log10(1 / max(mse, 1e-20)))
+        psnrs.append(psnr(interpolate(table, x[part]), y[part]))
     best = max(psnrs)
     for pair, value in zip(pairs, psnrs):
         if value < POORLY_EXPLAINED_PSNR and value < best - POORLY_EXPLAINED_GAP:

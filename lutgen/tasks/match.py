@@ -47,7 +47,12 @@ from lutgen.fileio import ensure_not_input, file_hash
 from lutgen.imaging import find_images, image_size, load_rgb_float
 from lutgen.lut import LUT
 from lutgen.optim.lattice_fit import fit_lattice, interpolate
-from lutgen.optim.transport import DEFAULT_ITERATIONS, quantile_map, sliced_transport, sliced_wasserstein
+from lutgen.optim.transport import (
+    DEFAULT_ITERATIONS,
+    quantile_map,
+    sliced_transport,
+    sliced_wasserstein,
+)
 from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE
 from lutgen.tasks.optimize_plan import default_image_folder
 from lutgen.tasks.options import MAX_SEED, check_number, check_output_file

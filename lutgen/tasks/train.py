@@ -62,12 +62,16 @@ from lutgen.tasks.checkpoints import (
     save_checkpoint,
     save_weights,
 )
-from lutgen.tasks.options import NoProgressBar, check_number, check_output_file, choose_seed
+from lutgen.tasks.options import (
+    NoProgressBar,
+    check_number,
+    check_output_file,
+    choose_seed,
+)
 from lutgen.tasks.pairs import ImagePair, pair_images
-from lutgen.tasks.train_options import TrainOptions
 from lutgen.tasks.train_data import PairData, batch_indices, derived_seed
+from lutgen.tasks.train_options import TrainOptions
 from lutgen.tasks.train_processes import Processes, start_processes, world_size
-
 
 PRECISIONS = ("float32", "float64")
 # Bounds far beyond any useful value, that keep absurd ones (1e308) from reaching the optimiser.
