@@ -54,7 +54,7 @@ from lutgen.optim.transport import (
     sliced_wasserstein,
 )
 from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE
-from lutgen.tasks.optimize_plan import default_image_folder
+from lutgen.tasks.optimize_plan import image_folder
 from lutgen.tasks.options import MAX_SEED, check_number, check_output_file
 
 DEFAULT_LUT_SIZE = 33
@@ -139,11 +139,7 @@ def find_references(references: Sequence[Path]) -> list[Path]:
 
 def find_photos(folder: Path | None) -> tuple[Path, list[Path]]:
     """The folder of photos to grade (the bundled ``images/`` by default) and its images."""
-    folder = Path(folder) if folder is not None else default_image_folder()
-    if not folder.exists():
-        raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
-    if not folder.is_dir():
-        raise ImageError(f"--image-folder {folder} is not a folder; give the folder of the photos to grade")
+    folder = image_folder(folder, "the photos to grade")
     return folder, find_images(folder)
 
 

@@ -209,12 +209,22 @@ def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
     return log_dir
 
 
-def _check_image_folder(folder: Path) -> None:
-    """The image folder must be an existing folder (a single file, FIFO or device is refused)."""
+def image_folder(folder: Path | None, holds: str) -> Path:
+    """``--image-folder``, or the bundled one when it is ``None``; refused unless it is an existing folder.
+
+    ``holds`` says what the folder is for, in the message (``"the training images"``).
+    """
+    if folder is None:
+        folder = default_image_folder()
+        if not folder.is_dir():
+            raise ImageError(f"the bundled image folder {folder} is not there; give --image-folder with {holds}")
+        return folder
+    folder = Path(folder)
     if not folder.exists():
-        raise ImageError(f"the image folder {folder} does not exist; pass --image-folder")
+        raise ImageError(f"--image-folder {folder} does not exist; give the folder that holds {holds}")
     if not folder.is_dir():
-        raise ImageError(f"--image-folder {folder} is not a folder; give the folder that holds the training images")
+        raise ImageError(f"--image-folder {folder} is not a folder; give the folder that holds {holds}")
+    return folder
 
 
 def _real(path: Path) -> Path:
@@ -275,9 +285,9 @@ def validate(o: OptimizeOptions) -> Plan:
     _check_choices(o)
     _check_output(Path(o.output_path))
     log_dir = _choose_log_dir(o, prompt)
-    folder = Path(o.image_folder) if o.image_folder is not None else default_image_folder()
-    check_path_length(folder, "--image-folder")
-    _check_image_folder(folder)
+    if o.image_folder is not None:
+        check_path_length(Path(o.image_folder), "--image-folder")
+    folder = image_folder(o.image_folder, "the training images")
     images = find_images(folder)
     if len(images) > MAX_IMAGES:
         raise ImageError(
