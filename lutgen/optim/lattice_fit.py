@@ -20,7 +20,18 @@ The method (the solver behind ``lutgen fit``; pure functions, no I/O, no torch):
 3. **Colour bins.** To keep the system small, samples are grouped into bins nested in the lattice
    cells (at least 64 bins per axis); each bin contributes one row, the weighted mean of its
    samples' interpolation rows and target colours, with the summed weight.
-4. **A robust loss.** A few iterations of iteratively reweighted least squares with Huber weights on
+4. **Pulls towards the identity** (all zero by default). Three soft constraints keep parts of the
+   table at the identity ``I`` (the node's own colour): ``identity_weight`` times the mean over all
+   nodes of ``|T_k - I_k|^2`` (a ridge on the table's change), ``black_weight`` times the same mean
+   over the nodes at and near black (Rec.709 luma under :data:`BLACK_LUMA`, always the black node),
+   and ``white_weight`` over the nodes at and near white (luma over :data:`WHITE_LUMA`, always the
+   white node). Each weight is relative to the data term (the samples' weighted mean squared error,
+   weights summing to 1): at weight 1 a mean squared change of ``e`` on those nodes costs as much as
+   a mean squared error of ``e`` on the samples. They are extra weighted rows ``T_k = I_k`` of the
+   least-squares system, so they add a diagonal ``c`` ``(N^3,)`` to its matrix and ``c * (I - g)``
+   to its right-hand side (``g`` the global model at the nodes):
+   ``(A^T W A + smoothness * P + ridge / N^3 * I + diag(c)) d = A^T W r + c * (I - g)``.
+5. **A robust loss.** A few iterations of iteratively reweighted least squares with Huber weights on
    each sample's colour error (``min(1, delta / |error|)``), so that a few outlier pixels (JPEG
    artefacts, local retouching) do not bend the LUT.
 
@@ -50,6 +61,12 @@ MIN_BINS_PER_AXIS = 64
 """Colour bins per axis, at least (a multiple of the lattice's cells)."""
 DEFAULT_SMOOTHNESS = 3e-6
 """Weight of the lattice prior (per unit mean squared second derivative); chosen by ``bench/bench_fit.py``."""
+BLACK_LUMA = 0.01
+"""Nodes whose Rec.709 luma is under this are the blacks that ``black_weight`` keeps (as in
+:mod:`lutgen.optim.losses`, which this torch-free module does not import)."""
+WHITE_LUMA = 0.99
+"""Nodes whose Rec.709 luma is over this are the whites that ``white_weight`` keeps."""
+LUMA_709 = np.array([0.2126, 0.7152, 0.0722])
 CG_TOLERANCE = 1e-7
 """Conjugate gradients stop when each channel's residual is this fraction of its right-hand side."""
 CG_MAX_ITERATIONS = 200
@@ -125,6 +142,32 @@ def smoothness_prior(n: int) -> sp.csr_matrix:
             sp.kron(sp.kron(d2, eye), eye)]  # along b
     prior = sum((axis.T @ axis for axis in axes), sp.csr_matrix((n**3, n**3)))
     return (prior * (float(n - 1) ** 4 / n**3)).tocsr()
+
+
+# --------------------------------------------------------------------------------------------
+# Pulls towards the identity
+# --------------------------------------------------------------------------------------------
+
+
+def node_luma(n: int) -> np.ndarray:
+    """Rec.709 luma ``(N^3,)`` of the colour of each node of an ``N``-node lattice, in flat node order."""
+    return grid(n).reshape(-1, 3).astype(np.float64) @ LUMA_709
+
+
+def identity_pull(n: int, identity_weight: float = 0.0, black_weight: float = 0.0,
+                  white_weight: float = 0.0) -> np.ndarray:
+    """The weight ``c`` ``(N^3,)`` with which each node is pulled towards its identity value.
+
+    ``identity_weight / N^3`` at every node (a mean over all nodes), plus ``black_weight / K`` at each
+    of the ``K`` nodes with luma under :data:`BLACK_LUMA`, plus ``white_weight / K'`` at each of the
+    ``K'`` nodes with luma over :data:`WHITE_LUMA` (both sets hold at least the black and the white
+    node). Weights are non-negative; all zero gives zeros.
+    """
+    luma = node_luma(n)
+    pull = np.full(n**3, identity_weight / n**3)
+    for weight, chosen in ((black_weight, luma < BLACK_LUMA), (white_weight, luma > WHITE_LUMA)):
+        pull[chosen] += weight / np.count_nonzero(chosen)
+    return pull
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,12 +303,20 @@ def huber_weights(errors: np.ndarray, delta: float = HUBER_DELTA) -> np.ndarray:
 
 
 def _normal_equations(rows: sp.csr_matrix, weights: np.ndarray, residuals: np.ndarray, prior: sp.csr_matrix,
-                      smoothness: float, ridge: float) -> tuple[sp.csr_matrix, np.ndarray]:
-    """``(A^T W A + smoothness * P + ridge * I, A^T W r)`` with the weights normalised to sum to 1."""
+                      smoothness: float, ridge: float, pull: np.ndarray | None = None,
+                      pull_target: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(A^T W A + smoothness * P + ridge / N^3 * I + diag(c), A^T W r + c * t)``, the weights summing to 1.
+
+    ``c`` is ``pull`` ``(N^3,)`` and ``t`` is ``pull_target`` ``(N^3, 3)``; without them, no pull.
+    """
     w = weights / max(float(weights.sum()), 1e-300)
     weighted = rows.T.multiply(w).tocsr()
-    system = (weighted @ rows + smoothness * prior + (ridge / rows.shape[1]) * sp.identity(rows.shape[1])).tocsr()
-    return system, weighted @ residuals
+    system = weighted @ rows + smoothness * prior + (ridge / rows.shape[1]) * sp.identity(rows.shape[1])
+    right = weighted @ residuals
+    if pull is not None:
+        system = system + sp.diags(pull)
+        right = right + pull[:, None] * pull_target
+    return system.tocsr(), right
 
 
 def prolongation(fine: int, coarse: int) -> sp.csr_matrix:
@@ -326,12 +377,17 @@ def _v_cycle(levels: list[_Level], coarsest: np.ndarray, right: np.ndarray, dept
 
 
 def _multigrid_cg(system: sp.csr_matrix, right: np.ndarray, start: np.ndarray, n: int,
-                  tolerance: float = CG_TOLERANCE, iterations: int = CG_MAX_ITERATIONS) -> np.ndarray:
-    """Conjugate gradients on the columns of ``right`` ``(M, k)`` together, preconditioned by a V-cycle."""
+                  tolerance: float = CG_TOLERANCE, iterations: int = CG_MAX_ITERATIONS,
+                  scale: np.ndarray | None = None) -> np.ndarray:
+    """Conjugate gradients on the columns of ``right`` ``(M, k)`` together, preconditioned by a V-cycle.
+
+    They stop when each column's residual is ``tolerance`` times its ``scale`` ``(k,)`` (by default
+    the norm of that column of ``right``), or after ``iterations``.
+    """
     levels, coarsest = _hierarchy(system, n)
     x = start.copy()
     r = right - system @ x
-    goal = tolerance * np.maximum(np.linalg.norm(right, axis=0), 1e-300)
+    goal = tolerance * np.maximum(np.linalg.norm(right, axis=0) if scale is None else scale, 1e-300)
     z = _v_cycle(levels, coarsest, r)
     p = z.copy()
     rz = np.einsum("mk,mk->k", r, z)
@@ -350,12 +406,15 @@ def _multigrid_cg(system: sp.csr_matrix, right: np.ndarray, start: np.ndarray, n
 
 
 def solve_lattice(rows: sp.csr_matrix, weights: np.ndarray, residuals: np.ndarray, n: int, smoothness: float,
-                  ridge: float | None = None, start: np.ndarray | None = None) -> np.ndarray:
+                  ridge: float | None = None, start: np.ndarray | None = None, pull: np.ndarray | None = None,
+                  pull_target: np.ndarray | None = None) -> np.ndarray:
     """The offsets ``d`` ``(N^3, 3)`` minimising the regularised weighted least squares of the module docstring.
 
     Solved by conjugate gradients preconditioned with a geometric multigrid V-cycle (trilinear
     prolongation, Galerkin coarse levels, damped Jacobi smoothing, an exact solve on at most 9 nodes
-    a side), all three channels at once.
+    a side), all three channels at once. They stop at :data:`CG_TOLERANCE` times the norm of the
+    data's part of the right-hand side, so that a strong pull on a few nodes (whose part can be
+    thousands of times larger) does not loosen the fit everywhere else.
 
     Args:
         rows: ``(B, N^3)`` interpolation rows.
@@ -364,25 +423,35 @@ def solve_lattice(rows: sp.csr_matrix, weights: np.ndarray, residuals: np.ndarra
         n: nodes per axis.
         smoothness, ridge: the prior's and the ridge's weights.
         start: a first guess ``(N^3, 3)`` (zeros if ``None``).
+        pull, pull_target: ``(N^3,)`` weights (see :func:`identity_pull`) pulling each offset towards
+            ``(N^3, 3)`` targets; ``None`` for no pull.
     """
     ridge = RIDGE if ridge is None else ridge
-    system, right = _normal_equations(rows, weights, residuals, smoothness_prior(n), smoothness, ridge)
+    system, right = _normal_equations(rows, weights, residuals, smoothness_prior(n), smoothness, ridge, pull,
+                                      pull_target)
     if n <= 9:
         return np.linalg.solve(system.toarray(), right)
-    return _multigrid_cg(system, right, np.zeros_like(right) if start is None else start, n)
+    scale = None if pull is None else np.linalg.norm(right - pull[:, None] * pull_target, axis=0)
+    return _multigrid_cg(system, right, np.zeros_like(right) if start is None else start, n, scale=scale)
 
 
 def fit_lattice(x: np.ndarray, y: np.ndarray, n: int, smoothness: float = DEFAULT_SMOOTHNESS,
-                iterations: int = 3, delta: float = HUBER_DELTA) -> LatticeFit:
+                iterations: int = 3, delta: float = HUBER_DELTA, identity_weight: float = 0.0,
+                black_weight: float = 0.0, white_weight: float = 0.0) -> LatticeFit:
     """Fit an ``N``-node table to samples ``x`` -> ``y`` (both ``(P, 3)`` in ``[0, 1]``); see the module docstring.
 
     ``iterations`` is the number of solves: the first unweighted, each later one with Huber
-    weights from the previous fit's errors. The table is clipped to ``[0, 1]``.
+    weights from the previous fit's errors. ``identity_weight``, ``black_weight`` and
+    ``white_weight`` (non-negative) pull the whole table, its blacks and its whites towards the
+    identity (:func:`identity_pull`); all zero, the system is exactly the one without them. The
+    table is clipped to ``[0, 1]``.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     bins = make_bins(x, n)
     nodes_rgb = grid(n).reshape(-1, 3)
+    pull = identity_pull(n, identity_weight, black_weight, white_weight) if (
+        identity_weight or black_weight or white_weight) else None
     h = np.ones(len(x))
     offset = None
     iterations = max(1, iterations)
@@ -393,7 +462,8 @@ def fit_lattice(x: np.ndarray, y: np.ndarray, n: int, smoothness: float = DEFAUL
         model = fit_curve_model(bins.centres, targets, total)
         base = model(nodes_rgb)
         rows = interpolation_matrix(bins.nodes, row_weights, n)
-        offset = solve_lattice(rows, total, targets - rows @ base, n, smoothness, start=offset)
+        offset = solve_lattice(rows, total, targets - rows @ base, n, smoothness, start=offset, pull=pull,
+                               pull_target=None if pull is None else nodes_rgb - base)
         flat = base + offset
     table = np.clip(flat, 0.0, 1.0).reshape(n, n, n, 3)
     return LatticeFit(table, model, h, iterations)

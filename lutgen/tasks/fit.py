@@ -15,9 +15,36 @@ its PSNR and mean CIE76 Delta E on the held-out pair (at full resolution) tell h
 carries to photos it never saw. The training scores are measured on (at most 200,000 of) the sampled
 pixels.
 
-The ``.cube`` is written atomically, with a recipe in its comments: every pair's file names with
-the first 12 hex digits of their SHA-256, the LUT size, the smoothness, the pixels per pair, the
-held-out pair and lutgen's version.
+Regularisation: the options of ``lutgen optimize``, with the meaning they have for a lattice
+regression (:func:`lutgen.optim.lattice_fit.fit_lattice`, whose data term is the samples' weighted
+mean squared colour error; each weight counts relative to it):
+
+- ``lut_smoothness`` (``--lut-smoothness``, formerly ``--smoothness``): the weight of the smoothness
+  prior, the mean squared second derivative of the table's offset from the global curve model
+  (above 0, at most 1000; default :data:`~lutgen.optim.lattice_fit.DEFAULT_SMOOTHNESS`). What the
+  global model explains (a colour matrix, per-channel curves) costs nothing; kinks do.
+- ``image_regularization``: keep the grade subtle: the weight of the mean over all nodes of
+  ``|table - identity|^2``. At 1000 the table is the identity within about 1e-3.
+- ``black_preservation`` / ``highlight_preservation``: the weight of the mean of
+  ``|table - identity|^2`` over the nodes at and near black (Rec.709 luma under 0.01) / white (luma
+  over 0.99): the blacks stay black and the whites white. ``optimize`` penalises only a lift of the
+  blacks (and, for highlights, also pushing other colours into clipping); a least-squares fit
+  pulls those nodes to the identity from both sides. The few pixels that dark or that bright
+  carry little weight in the data term, so a weight of 1 already holds them firmly (on uniformly
+  spread samples of a look that lifts blacks by 0.06, the black node stays within 1e-4 of black).
+- ``optimize``'s ``--image-smoothness`` is not offered: it penalises the high frequencies of the
+  change a LUT makes to an image, which for a LUT come only from kinks in its change along the
+  image's colours; a lattice regression sees colour samples, not pixel neighbourhoods, and
+  ``lut_smoothness`` already penalises those kinks everywhere in the cube. A second weight on the
+  same prior would be a second name for one setting.
+
+A weight of 0 adds nothing to the least-squares system: with the three pulls at 0 (their default)
+the LUT is bit for bit the one of the smoothness prior alone.
+
+The ``.cube`` is written atomically, with the recipe (:mod:`lutgen.tasks.recipe`) in its comments:
+lutgen's version, one ``settings:`` line (LUT size, the four regularisation weights, the pixels per
+pair, the held-out pair, the sampling seed) and one line per pair (``pair`` or ``held-out pair``)
+with the first 12 hex digits of the SHA-256 of both files.
 """
 
 from __future__ import annotations
@@ -29,15 +56,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lutgen import __version__
 from lutgen.color.adaint import psnr
 from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
-from lutgen.fileio import check_regular_file, ensure_not_input, file_hash
+from lutgen.fileio import check_regular_file, ensure_not_input
 from lutgen.imaging import load_rgb_float
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
+from lutgen.tasks.optimize_plan import MAX_LOSS_WEIGHT
 from lutgen.tasks.options import check_number, check_output_file
 from lutgen.tasks.pairs import ImagePair, pair_images
+from lutgen.tasks.recipe import pair_line, recipe
 
 ASPECT_TOLERANCE = 0.01
 """A target of another size is resized to its input when the aspect ratios agree within this fraction."""
@@ -46,6 +74,8 @@ MIN_LUT_SIZE, MAX_LUT_SIZE = 2, 129
 DEFAULT_MAX_PIXELS = 200_000
 MIN_PIXELS, MAX_SAMPLED_PIXELS = 100, 10_000_000
 MAX_SMOOTHNESS = 1e3
+WEIGHT_OPTIONS = ("image-regularization", "black-preservation", "highlight-preservation")
+"""The regularisation weights besides ``--lut-smoothness``: each 0..1000 (``optimize``'s bound), default 0."""
 NO_HOLDOUT = ("0", "none", "no", "off")
 HOLDOUT_MIN_PAIRS = 3
 """With at least this many pairs, one is held out unless asked otherwise."""
@@ -65,6 +95,20 @@ the picture one way and the other) is seen as well as a shift."""
 ALIGNMENT_GAIN = 0.05
 """A tile is misaligned when a shift of 2 pixels or more correlates better than none by this much and
 by more than half the gap between no shift and a perfect match."""
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The options of ``lutgen fit`` (see the module docstring and the command's help), with its defaults."""
+
+    lut_size: int = DEFAULT_LUT_SIZE
+    lut_smoothness: float = DEFAULT_SMOOTHNESS
+    image_regularization: float = 0.0
+    black_preservation: float = 0.0
+    highlight_preservation: float = 0.0
+    holdout: str | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    interpolation: str = "trilinear"
 
 
 @dataclass(frozen=True)
@@ -93,15 +137,54 @@ class FitResult:
 # --------------------------------------------------------------------------------------------
 
 
-def check_options(output: Path, lut_size: int, smoothness: float, max_pixels: int, interpolation: str) -> None:
+def check_lut_smoothness(value: float, name: str = "lut-smoothness") -> None:
+    """Refuse a smoothness weight that is not above 0 and at most :data:`MAX_SMOOTHNESS`, naming ``--name``."""
+    check_number(name, value, 0, MAX_SMOOTHNESS, low_inclusive=False)
+
+
+def lut_smoothness_option(lut_smoothness: float | None, smoothness: float | None, default: float) -> float:
+    """The smoothness weight given as ``--lut-smoothness`` or by its old name ``--smoothness`` (else ``default``).
+
+    Each is checked under the name it was given by; giving both is refused.
+    """
+    if lut_smoothness is not None and smoothness is not None:
+        raise OptionError("give --lut-smoothness or its old name --smoothness, not both")
+    if smoothness is not None:
+        check_lut_smoothness(smoothness, "smoothness")
+        return smoothness
+    return default if lut_smoothness is None else lut_smoothness
+
+
+def check_regularisation(settings) -> None:
+    """Refuse bad regularisation weights of ``settings`` (a :class:`FitSettings` or a ``MatchSettings``) by name."""
+    check_lut_smoothness(settings.lut_smoothness)
+    for name in WEIGHT_OPTIONS:
+        check_number(name, getattr(settings, name.replace("-", "_")), 0, MAX_LOSS_WEIGHT)
+
+
+def regularisation(settings) -> dict[str, float]:
+    """The four regularisation weights of ``settings`` by setting name, as floats (for the recipe)."""
+    names = ("lut_smoothness", *(name.replace("-", "_") for name in WEIGHT_OPTIONS))
+    return {name: float(getattr(settings, name)) for name in names}
+
+
+def lattice_weights(settings) -> dict[str, float]:
+    """The keyword arguments of :func:`~lutgen.optim.lattice_fit.fit_lattice` for the weights of ``settings``."""
+    return {"smoothness": settings.lut_smoothness, "identity_weight": settings.image_regularization,
+            "black_weight": settings.black_preservation, "white_weight": settings.highlight_preservation}
+
+
+def check_options(output: Path, settings: FitSettings) -> None:
     """Refuse bad option values by name (one sentence each), before any image is read."""
-    if not MIN_LUT_SIZE <= lut_size <= MAX_LUT_SIZE:
-        raise OptionError(f"--lut-size must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, not {lut_size}")
-    check_number("smoothness", smoothness, 0, MAX_SMOOTHNESS, low_inclusive=False)
-    if not MIN_PIXELS <= max_pixels <= MAX_SAMPLED_PIXELS:
-        raise OptionError(f"--max-pixels must be between {MIN_PIXELS} and {MAX_SAMPLED_PIXELS}, not {max_pixels}")
-    if interpolation not in INTERPOLATIONS:
-        raise OptionError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, not {interpolation!r}")
+    if not MIN_LUT_SIZE <= settings.lut_size <= MAX_LUT_SIZE:
+        raise OptionError(f"--lut-size must be between {MIN_LUT_SIZE} and {MAX_LUT_SIZE}, not {settings.lut_size}")
+    check_regularisation(settings)
+    if not MIN_PIXELS <= settings.max_pixels <= MAX_SAMPLED_PIXELS:
+        raise OptionError(f"--max-pixels must be between {MIN_PIXELS} and {MAX_SAMPLED_PIXELS}, "
+                          f"not {settings.max_pixels}")
+    if settings.interpolation not in INTERPOLATIONS:
+        raise OptionError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, "
+                          f"not {settings.interpolation!r}")
     check_output_file(output, "--output-path", ".cube")
 
 
@@ -253,17 +336,17 @@ def score_lut(lut: LUT, before: np.ndarray, after: np.ndarray, interpolation: st
     return scores(apply_lut_array(before, lut, interpolation), after)
 
 
-def recipe(pairs: Sequence[ImagePair], lut_size: int, smoothness: float, max_pixels: int,
-           holdout: str | None) -> tuple[str, ...]:
-    """The ``.cube`` comment lines that record how the LUT was made."""
-    lines = [f"lutgen {__version__} fit: regularised lattice regression from before/after pairs",
-             f"lut size {lut_size}, smoothness {smoothness:g}, at most {max_pixels} pixels per pair",
-             f"held out: {holdout if holdout is not None else 'none'}"]
-    for pair in pairs:
-        role = "held out" if pair.name == holdout else "pair"
-        lines.append(f"{role} {pair.name}: {pair.input.name} sha256:{file_hash(pair.input)} -> "
-                     f"{pair.target.name} sha256:{file_hash(pair.target)}")
-    return tuple(lines)
+def recipe_lines(pairs: Sequence[ImagePair], settings: FitSettings, holdout: str | None) -> tuple[str, ...]:
+    """The ``.cube`` comment lines that record how the LUT was made (:mod:`lutgen.tasks.recipe`).
+
+    ``holdout`` is the pair actually held out (``None`` for none); the interpolation only changes
+    the reported scores, so it is not recorded.
+    """
+    settings_used = {"lut_size": settings.lut_size, **regularisation(settings), "max_pixels": settings.max_pixels,
+                     "holdout": "none" if holdout is None else holdout, "seed": SEED}
+    evidence = [pair_line("held-out pair" if pair.name == holdout else "pair", pair.name, pair.input, pair.target)
+                for pair in pairs]
+    return recipe("fit", "regularised lattice regression from before/after pairs", settings_used, evidence)
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,38 +397,36 @@ def fit(
     input_dir: Path,
     target_dir: Path,
     output: Path,
-    lut_size: int = DEFAULT_LUT_SIZE,
-    smoothness: float = DEFAULT_SMOOTHNESS,
-    holdout: str | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    interpolation: str = "trilinear",
+    settings: FitSettings = FitSettings(),
     progress: Callable[[Sequence], Sequence] = lambda items: items,
 ) -> FitResult:
     """Fit one LUT to the pairs of ``input_dir``/``target_dir`` and write it to ``output``; see the module docstring.
+
+    ``progress`` wraps the list of pairs read (a tqdm bar in the CLI).
 
     Raises:
         LutgenError: bad options, folders, pairs or images, misaligned pairs, an output that would
             overwrite an input or cannot be written (one sentence each, before the fit starts).
     """
     output = Path(output)
-    check_options(output, lut_size, smoothness, max_pixels, interpolation)
+    check_options(output, settings)
 
     pairs = pair_images(input_dir, target_dir, aspect_tolerance=ASPECT_TOLERANCE)
-    held = choose_holdout(pairs, holdout)
+    held = choose_holdout(pairs, settings.holdout)
     ensure_not_input(output, [path for pair in pairs for path in (pair.input, pair.target)])
     training = [pair for pair in pairs if pair.name != held]
-    x, y, counts = _gather(training, max_pixels, progress)
+    x, y, counts = _gather(training, settings.max_pixels, progress)
     held_pair = next((pair for pair in pairs if pair.name == held), None)
     held_images = None
     if held_pair is not None:
         held_images = load_pair(held_pair)
         check_alignment(held_pair, *held_images)
-    result = fit_lattice(x, y, lut_size, smoothness=smoothness)
+    result = fit_lattice(x, y, settings.lut_size, **lattice_weights(settings))
     warn_poorly_explained(training, counts, result.table, x, y)
-    lut = LUT(result.table, title="lutgen fit", comments=recipe(pairs, lut_size, smoothness, max_pixels, held))
+    lut = LUT(result.table, title="lutgen fit", comments=recipe_lines(pairs, settings, held))
     scored = np.random.default_rng(SEED).permutation(len(x))[:SCORED_SAMPLES]
-    training_scores = score_lut(lut, x[scored], y[scored], interpolation)
-    held_scores = None if held_images is None else score_lut(lut, *held_images, interpolation)
+    training_scores = score_lut(lut, x[scored], y[scored], settings.interpolation)
+    held_scores = None if held_images is None else score_lut(lut, *held_images, settings.interpolation)
     from lutgen.formats import write_lut
 
     try:
