@@ -1,19 +1,24 @@
 """`lutgen match`: Oklab conversions, sliced optimal transport, known looks reached from references, the
-identity from a photo matched to itself, the recipe in the `.cube`, and one-sentence errors."""
+identity from a photo matched to itself, the regularisation options, the recipe in the `.cube`, and
+one-sentence errors."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from cli_runner import one_sentence_error, run_lutgen
 from pairs_fixture import ROOT, bundled_photo, save_unit
 
+from lutgen import __version__
 from lutgen.color.cpu import apply_lut_array
 from lutgen.color.oklab import (linear_srgb_to_oklab, linear_to_srgb, oklab_to_linear_srgb, oklab_to_srgb,
                                 srgb_to_linear, srgb_to_oklab)
+from lutgen.fileio import file_hash
 from lutgen.formats import read_lut
 from lutgen.lut import grid
+from lutgen.optim.lattice_fit import identity_pull
 from lutgen.optim.transport import quantile_map, sliced_transport, sliced_wasserstein
 from lutgen.tasks.match import MatchSettings, keep_lightness_order, match, match_table
 
@@ -136,6 +141,33 @@ def test_match_table_is_deterministic_for_a_seed():
     assert not np.array_equal(first, match_table(source, target, MatchSettings(17, seed=1, iterations=20)))
 
 
+def test_regularisation_pulls_the_matched_look_towards_the_identity():
+    rng = np.random.default_rng(21)
+    source = rng.uniform(0, 1, (3000, 3))
+    target = 0.08 + 0.8 * rng.uniform(0, 1, (3000, 3)) ** 1.4  # a faded look: blacks lifted, whites dimmed
+    base = MatchSettings(lut_size=9, max_pixels=4000, iterations=10)
+    plain = match_table(source, target, base)
+    # Weights of 0 (the defaults): the table match gave before the pulls existed (same seed, same samples).
+    np.testing.assert_allclose(plain[0, 0, 0], [0.07765705024784703, 0.0789497068917352, 0.06915294718295042],
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(plain[2, 5, 7], [0.756208556277125, 0.5349126358853161, 0.21963369011335293],
+                               rtol=0, atol=1e-12)
+    assert plain[0, 0, 0].min() > 0.05 and plain[-1, -1, -1].max() < 0.9  # the faded look, followed
+
+    identity = grid(9)
+    blacks = identity_pull(9, black_weight=1.0).reshape(9, 9, 9) > 0
+    whites = identity_pull(9, white_weight=1.0).reshape(9, 9, 9) > 0
+    kept_blacks = match_table(source, target, replace(base, black_preservation=1000.0))
+    assert np.abs(kept_blacks[blacks] - identity[blacks]).max() < 1e-3  # measured: 3e-6
+    assert kept_blacks[-1, -1, -1].max() < 0.9  # the whites still fade
+    kept_whites = match_table(source, target, replace(base, highlight_preservation=1000.0))
+    assert np.abs(kept_whites[whites] - identity[whites]).max() < 1e-3  # measured: 0
+    assert kept_whites[0, 0, 0].min() > 0.05  # the blacks still lift
+    subtle = match_table(source, target, replace(base, image_regularization=1.0))
+    assert 0.2 < np.abs(subtle - identity).mean() / np.abs(plain - identity).mean() < 0.8
+    assert np.abs(match_table(source, target, replace(base, image_regularization=1000.0)) - identity).max() < 1e-3
+
+
 # --------------------------------------------------------------------------------------------
 # Looks reached
 # --------------------------------------------------------------------------------------------
@@ -207,20 +239,39 @@ def test_cli_writes_a_cube_with_the_recipe(tmp_path):
     out = tmp_path / "look.cube"
     result = run_lutgen("match", tmp_path / "refs" / "coffee.png", "--image-folder", tmp_path / "photos", "-o", out,
                         "--lut-size", 9, "--max-pixels", 2000, "--iterations", 10, "--seed", 7, "--strength", 0.8,
-                        "--balance", 0.5)
+                        "--balance", 0.5, "--lut-smoothness", 0.02, "--image-regularization", 0.25,
+                        "--black-preservation", 3, "--highlight-preservation", 1000)
     assert result.returncode == 0, result.stderr
     assert "sliced Wasserstein distance in Oklab" in result.stdout and f"wrote {out}" in result.stdout
     lut = read_lut(out)
     assert lut.table.shape == (9, 9, 9, 3)
-    comments = "\n".join(lut.comments)
-    assert "match: sliced optimal transport in Oklab" in comments
-    assert ("lut size 9, smoothness 0.01, strength 0.8, balance 0.5, iterations 10, seed 7, at most 2000 pixels"
-            in comments)
-    assert "reference coffee.png sha256:" in comments
-    assert "photo rocket.png sha256:" in comments and "photo chelsea_cat.png sha256:" in comments
-    from lutgen import __version__
+    header, settings, *evidence = lut.comments
+    assert header == (f"lutgen {__version__} match: sliced optimal transport in Oklab of balanced colours, fitted by "
+                      "regularised lattice regression")
+    assert settings == ("settings: lut_size=9 lut_smoothness=0.02 image_regularization=0.25 black_preservation=3.0 "
+                        "highlight_preservation=1000.0 strength=0.8 balance=0.5 iterations=10 max_pixels=2000 seed=7")
+    photos = sorted((tmp_path / "photos").iterdir())
+    expected = [f"reference coffee.png sha256:{file_hash(tmp_path / 'refs' / 'coffee.png')}"]
+    expected += [f"photo {path.name} sha256:{file_hash(path)}" for path in photos]
+    assert sorted(evidence) == sorted(expected) and evidence[0] == expected[0]
+    np.testing.assert_allclose(lut.table[-1, -1, -1], [1, 1, 1], atol=1e-3)  # whites kept at weight 1000
 
-    assert f"lutgen {__version__}" in comments
+
+def test_cli_smoothness_is_the_old_name_of_lut_smoothness(tmp_path):
+    write_photos(tmp_path / "photos", ["rocket"])
+    tables = []
+    for option in ("--smoothness", "--lut-smoothness"):
+        out = tmp_path / f"{option}.cube"
+        result = run_lutgen("match", tmp_path / "photos", "--image-folder", tmp_path / "photos", "-o", out,
+                            "--lut-size", 5, "--max-pixels", 500, "--iterations", 2, option, "0.05")
+        assert result.returncode == 0, result.stderr
+        assert "lut_smoothness=0.05 " in read_lut(out).comments[1]
+        tables.append(read_lut(out).table)
+    np.testing.assert_array_equal(*tables)
+    from lutgen.cli.match import DEFAULT_LUT_SMOOTHNESS
+    from lutgen.tasks.match import DEFAULT_SMOOTHNESS
+
+    assert DEFAULT_LUT_SMOOTHNESS == DEFAULT_SMOOTHNESS  # the default the help states is the one used
 
 
 def test_cli_refuses_bad_input_in_one_sentence(tmp_path):
@@ -238,7 +289,12 @@ def test_cli_refuses_bad_input_in_one_sentence(tmp_path):
         ((ref, "--strength", "1.5"), ["--strength"]),
         ((ref, "--balance", "-0.1"), ["--balance"]),
         ((ref, "--lut-size", "1"), ["--lut-size"]),
-        ((ref, "--smoothness", "0"), ["--smoothness"]),
+        ((ref, "--smoothness", "0"), ["--smoothness must be greater than 0"]),
+        ((ref, "--lut-smoothness", "0"), ["--lut-smoothness must be greater than 0"]),
+        ((ref, "--lut-smoothness", "1", "--smoothness", "1"), ["give --lut-smoothness or its old name --smoothness"]),
+        ((ref, "--image-regularization", "-1"), ["--image-regularization must be between 0 and 1000"]),
+        ((ref, "--black-preservation", "nan"), ["--black-preservation must be a finite number"]),
+        ((ref, "--highlight-preservation", "1001"), ["--highlight-preservation must be between 0 and 1000"]),
         ((ref, "--iterations", "0"), ["--iterations"]),
         ((ref, "--max-pixels", "10"), ["--max-pixels"]),
     ]

@@ -26,10 +26,21 @@
    global curve model plus a smooth residual lattice, robust loss), whose smoothness prior turns the
    scattered, noisy transport into one smooth look that also covers colours no photo shows.
 
-Deterministic for a given ``seed``. The ``.cube`` is written atomically at the end, with a recipe in
-its comments: every reference's and photo's file name with the first 12 hex digits of its SHA-256,
-the settings and lutgen's version. The report is the sliced Wasserstein distance in Oklab between
-the photos' and the references' balanced colours, before and after grading with the LUT written.
+Regularisation: the options of ``lutgen optimize`` and ``lutgen fit``, with the meaning they have in
+the lattice regression of step 5 (see :mod:`lutgen.tasks.fit`): ``lut_smoothness`` (formerly
+``smoothness``) weighs the smoothness prior; ``image_regularization`` pulls every node of the table
+towards the identity (keep the grade subtle; at 1000 the table is nearly the identity);
+``black_preservation`` / ``highlight_preservation`` pull the nodes at and near black (luma under
+0.01) / white (luma over 0.99) to the identity. Each weight counts relative to the regression's data
+term; 0 (the default of the last three) adds nothing to the least-squares system, bit for bit.
+``--image-smoothness`` is not offered, for the reason given in :mod:`lutgen.tasks.fit`.
+
+Deterministic for a given ``seed``. The ``.cube`` is written atomically at the end, with the recipe
+(:mod:`lutgen.tasks.recipe`) in its comments: lutgen's version, one ``settings:`` line (LUT size,
+the four regularisation weights, strength, balance, iterations, pixels per image, seed) and one line
+per reference and per photo with the first 12 hex digits of its SHA-256. The report is the sliced
+Wasserstein distance in Oklab between the photos' and the references' balanced colours, before and
+after grading with the LUT written.
 """
 
 from __future__ import annotations
@@ -40,10 +51,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lutgen import __version__
 from lutgen.color.oklab import oklab_to_srgb, srgb_to_oklab
 from lutgen.errors import ImageError, LutgenError
-from lutgen.fileio import ensure_not_input, file_hash
+from lutgen.fileio import ensure_not_input
 from lutgen.imaging import find_images, image_size, load_rgb_float
 from lutgen.lut import LUT
 from lutgen.optim.lattice_fit import fit_lattice, interpolate
@@ -53,9 +63,10 @@ from lutgen.optim.transport import (
     sliced_transport,
     sliced_wasserstein,
 )
-from lutgen.tasks.fit import MAX_LUT_SIZE, MAX_SMOOTHNESS, MIN_LUT_SIZE
+from lutgen.tasks.fit import MAX_LUT_SIZE, MIN_LUT_SIZE, check_regularisation, lattice_weights, regularisation
 from lutgen.tasks.optimize_plan import image_folder
 from lutgen.tasks.options import MAX_SEED, check_number, check_output_file
+from lutgen.tasks.recipe import file_line, recipe
 
 DEFAULT_LUT_SIZE = 33
 DEFAULT_SMOOTHNESS = 1e-2
@@ -88,12 +99,15 @@ class MatchSettings:
     """The options of ``lutgen match`` (see the command's help), with its defaults."""
 
     lut_size: int = DEFAULT_LUT_SIZE
-    smoothness: float = DEFAULT_SMOOTHNESS
+    lut_smoothness: float = DEFAULT_SMOOTHNESS
     strength: float = 1.0
     balance: float = BALANCE_EXPONENT
     max_pixels: int = DEFAULT_MAX_PIXELS
     iterations: int = DEFAULT_ITERATIONS
     seed: int = SEED
+    image_regularization: float = 0.0
+    black_preservation: float = 0.0
+    highlight_preservation: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,7 @@ class MatchResult:
 def check_settings(settings: MatchSettings) -> None:
     """Refuse bad option values by name (one sentence each), before any image is read."""
     check_number("lut-size", settings.lut_size, MIN_LUT_SIZE, MAX_LUT_SIZE)
-    check_number("smoothness", settings.smoothness, 0, MAX_SMOOTHNESS, low_inclusive=False)
+    check_regularisation(settings)
     check_number("strength", settings.strength, 0.0, 1.0)
     check_number("balance", settings.balance, 0.0, 1.0)
     check_number("max-pixels", settings.max_pixels, MIN_PIXELS, MAX_SAMPLED_PIXELS)
@@ -228,7 +242,7 @@ def match_table(source: np.ndarray, target: np.ndarray, settings: MatchSettings)
     """
     rng = np.random.default_rng(settings.seed)
     moved = transfer_pairs(source, target, settings.iterations, settings.strength, rng, settings.balance)
-    return fit_lattice(source, moved, settings.lut_size, smoothness=settings.smoothness).table
+    return fit_lattice(source, moved, settings.lut_size, **lattice_weights(settings)).table
 
 
 def oklab_distance(a: np.ndarray, b: np.ndarray, balance: float = BALANCE_EXPONENT) -> float:
@@ -245,16 +259,14 @@ def oklab_distance(a: np.ndarray, b: np.ndarray, balance: float = BALANCE_EXPONE
 # --------------------------------------------------------------------------------------------
 
 
-def recipe(references: Sequence[Path], photos: Sequence[Path], settings: MatchSettings) -> tuple[str, ...]:
-    """The ``.cube`` comment lines that record how the LUT was made."""
-    lines = [f"lutgen {__version__} match: sliced optimal transport in Oklab of balanced colours, fitted by "
-             "regularised lattice regression",
-             f"lut size {settings.lut_size}, smoothness {settings.smoothness:g}, strength {settings.strength:g}, "
-             f"balance {settings.balance:g}, iterations {settings.iterations}, seed {settings.seed}, "
-             f"at most {settings.max_pixels} pixels per image"]
-    lines += [f"reference {path.name} sha256:{file_hash(path)}" for path in references]
-    lines += [f"photo {path.name} sha256:{file_hash(path)}" for path in photos]
-    return tuple(lines)
+def recipe_lines(references: Sequence[Path], photos: Sequence[Path], settings: MatchSettings) -> tuple[str, ...]:
+    """The ``.cube`` comment lines that record how the LUT was made (:mod:`lutgen.tasks.recipe`)."""
+    settings_used = {"lut_size": settings.lut_size, **regularisation(settings), "strength": float(settings.strength),
+                     "balance": float(settings.balance), "iterations": settings.iterations,
+                     "max_pixels": settings.max_pixels, "seed": settings.seed}
+    evidence = [file_line("reference", path) for path in references] + [file_line("photo", path) for path in photos]
+    return recipe("match", "sliced optimal transport in Oklab of balanced colours, fitted by regularised lattice "
+                  "regression", settings_used, evidence)
 
 
 def match(
@@ -284,7 +296,7 @@ def match(
     rng = np.random.default_rng(settings.seed)
     source, target = gather(photos, reference_paths, settings.max_pixels, rng, progress)
     table = match_table(source, target, settings)
-    lut = LUT(table, title="lutgen match", comments=recipe(reference_paths, photos, settings))
+    lut = LUT(table, title="lutgen match", comments=recipe_lines(reference_paths, photos, settings))
     before = oklab_distance(source, target, settings.balance)
     after = oklab_distance(interpolate(table, source), target, settings.balance)
     from lutgen.formats import write_lut
