@@ -16,7 +16,7 @@ from reference import smooth_random_lut, trilinear_reference
 
 from lutgen.color import oklab
 from lutgen.color.oklab_torch import CBRT_KNEE, safe_cbrt, srgb_to_oklab
-from lutgen.color.torch_ops import identity_table
+from lutgen.color.torch_ops import apply_lut, identity_table
 from lutgen.lut import UNIT_DOMAIN
 from lutgen.optim import evidence as ev
 from lutgen.optim.losses import clip_loss
@@ -367,6 +367,34 @@ def test_colour_loss_gradient_steps_reach_the_reference_colours(one_thread):
     assert losses[10] < 0.5 * losses[0] and losses[-1] < 1e-3 * losses[0]
     np.testing.assert_allclose(_np(offset), -_np(shift), rtol=0, atol=2e-3)
 
+
+
+def test_oklab_for_loss_has_exact_values_and_takes_black_gradients_at_the_floor():
+    rgb = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.25, 0.75], [0.0, 0.6, 0.3]], dtype=F64, requires_grad=True)
+    assert torch.equal(ev.oklab_for_loss(rgb), srgb_to_oklab(rgb.detach()))
+    jacobian = torch.autograd.functional.jacobian(ev.oklab_for_loss, rgb)  # (3, 3, 3, 3)
+    floored = rgb.detach().clamp(min=ev.OKLAB_GRADIENT_FLOOR)
+    expected = torch.autograd.functional.jacobian(srgb_to_oklab, floored)
+    np.testing.assert_allclose(_np(jacobian), _np(expected), rtol=1e-13, atol=0)
+    assert jacobian[0, :, 0].abs().max() < 10  # not the ~1e11 slope of Oklab at black
+
+
+def test_colour_loss_lifts_black_to_a_matte_reference(one_thread):
+    """Views with exact-black pixels and a reference whose blacks sit at 0.08 (the views through the affine
+    look ``0.08 + 0.9 x``, which a 3^3 table reproduces): Adam on the table change lifts the black corner there."""
+    views = _views(1, 24, 24, 24)
+    views = torch.where(_views(1, 24, 24, 25)[:, :1] < 0.3, torch.zeros_like(views), views)
+    reference = srgb_to_oklab(_pixels(0.08 + 0.9 * views))
+    change = torch.zeros(3, 3, 3, 3, dtype=F64, requires_grad=True)
+    optimizer = torch.optim.Adam([change], lr=0.005)
+    generator = torch.Generator().manual_seed(26)
+    for _ in range(150):
+        graded = views + apply_lut(views, change)
+        directions = ev.random_directions(ev.COLOUR_DIRECTIONS, generator, "cpu", F64)
+        optimizer.zero_grad()
+        ev.colour_distribution_loss(graded, reference, directions, 1000, generator).backward()
+        optimizer.step()
+    np.testing.assert_allclose(_np(change[0, 0, 0]), [0.08] * 3, atol=0.01)
 
 @pytest.mark.parametrize("m", [4, 9], ids=["all-reference", "drawn-reference"])
 def test_colour_loss_gradcheck(m):
