@@ -3,7 +3,7 @@
 Values against independent float64 NumPy computations, gradients against finite differences
 (``torch.autograd.gradcheck`` in float64), and the behaviour each term exists for: the margin of
 the negative term is reached and then holds, gradient steps on the colour term reach the
-reference's colours, and Adam on the pair term recovers a known table.
+reference's colours (blacks included), and Adam on the pair term recovers a known table.
 """
 
 from __future__ import annotations

@@ -16,10 +16,11 @@ tests); no I/O, no options. Embeddings are unit-norm CLIP embeddings ``(B, D)`` 
   LUT ``g = o`` and the change has no direction, so the cosine's normalisation is softened,
   ``(c . d) / sqrt(|c|^2 + DIRECTION_EPS^2)``: finite with a finite gradient ``d / DIRECTION_EPS``
   at ``c = 0`` (a push along ``d``), and the true cosine once ``|c| >> DIRECTION_EPS``. A visible
-  grade moves a CLIP image embedding by ``|c| = 0.1..0.5`` (``1 - cos`` of a few hundredths), so
-  ``DIRECTION_EPS = 0.02`` changes such cosines by under 1 %, and caps the first steps' gradient at
-  ``1 / 0.02 = 50`` times the direction, where the exact cosine's ``1 / |c|`` would be unbounded (a
-  spike that would also inflate Adam's second-moment estimate for hundreds of steps).
+  grade moves a unit CLIP image embedding by ``|c|`` of about 0.1 to 0.5 (``1 - cos(g, o)`` from
+  0.005 to 0.125), so ``DIRECTION_EPS = 0.02`` scales such cosines by ``|c| / sqrt(|c|^2 + eps^2)``,
+  0.98 at 0.1 and 0.998 at 0.3, and caps the first steps' gradient at ``1 / 0.02 = 50`` times the
+  direction, where the exact cosine's ``1 / |c|`` is unbounded as ``c`` starts from 0 (a spike that
+  would also inflate Adam's second-moment estimate, and so slow every later step, for many steps).
 - **Negative prompts**, :func:`negative_loss`: ``sum_j w_j * mean_b relu(cos(g_b, n_j) -
   cos(o_b, n_j) + margin)``. Minimising ``cos(g, n)`` itself has no floor: once the colours have
   done what they can, the only way further down is to push the image towards adversarial patterns
@@ -35,7 +36,10 @@ tests); no I/O, no options. Embeddings are unit-norm CLIP embeddings ``(B, D)`` 
   equal distances roughly equally visible; random 1D projections, sorted and compared at equal
   quantiles, are exact 1D optimal transport at ``O(n log n)`` per direction and differentiable
   through the sort (as in :mod:`lutgen.optim.transport`, which moves samples the same way). It is
-  squared (no square root) so that its gradient stays finite at zero.
+  squared (no square root) so that its gradient stays finite at zero. Each step draws
+  ``COLOUR_SAMPLES`` pixels of the views and as many reference colours, and ``COLOUR_DIRECTIONS``
+  fresh directions; the near-black pixels' gradients are taken at half an 8-bit code
+  (:func:`oklab_for_loss`), because Oklab's slope at black would otherwise stall the black corner.
 - **Before/after pairs**, :func:`pair_loss`: the graded "before" pixels (trilinear, as the trainer
   grades views) against the "after" pixels, Charbonnier ``sqrt(r^2 + delta^2) - delta`` per channel:
   quadratic below ``delta`` (least squares on the small residuals, which are noise), linear above
@@ -70,11 +74,12 @@ COLOUR_SAMPLES = 4096
 COLOUR_DIRECTIONS = 16
 """Random Oklab directions per step for :func:`colour_distribution_loss`. Drawn afresh every step, so a
 run covers the sphere of directions; the number per step only sets the noise of each step's estimate.
-With :data:`COLOUR_SAMPLES` about 17-30 ms forward and backward on one CPU thread (two sorts of
-16 x 4096 values dominate); 32 directions cost about 25-40 ms."""
+Forward and backward with :data:`COLOUR_SAMPLES` (two sorts of 16 x 4096 values dominate): 15-30 ms
+on one thread of a busy 2-core CPU, where a CLIP ViT-B/32 forward and backward pass of 4 views takes
+2.3 s; 32 directions cost 25-37 ms."""
 PAIR_PIXELS_PER_STEP = 8192
-"""Before/after pixel pairs drawn per step for :func:`pair_loss`: about 7 ms forward and backward on one
-CPU thread with a 16^3 table (16,384 pairs: about 12 ms)."""
+"""Before/after pixel pairs drawn per step for :func:`pair_loss`: 4-9 ms forward and backward with a
+16^3 table on the same thread (16,384 pairs: 9-17 ms)."""
 OKLAB_GRADIENT_FLOOR = 0.002
 """sRGB level (half an 8-bit code value) below which :func:`oklab_for_loss` takes gradients as at the floor."""
 _REJECTION_RATIO = 4
@@ -198,7 +203,7 @@ def sample_rows(count: int, total: int, generator: torch.Generator) -> torch.Ten
     An int64 tensor on the generator's device, in the order drawn (``arange(total)`` when every row
     is taken). Where the rows outnumber the draws 4 times or more, draws with replacement and
     discards repeats until ``count`` distinct rows are in hand (sequential rejection, which is exact
-    sampling without replacement in ``O(count)``, instead of a permutation of every row); otherwise
+    sampling without replacement in ``O(count log count)``, instead of a permutation of every row); otherwise
     the first ``count`` of a random permutation.
     """
     device = generator.device
@@ -244,7 +249,8 @@ def view_pixels(views: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 
 def interpolated_quantiles(sorted_values: torch.Tensor, count: int) -> torch.Tensor:
-    """The empirical quantile function of ``sorted_values`` ``(..., M)`` (sorted along the last axis) at ``count`` quantiles.
+    """The empirical quantile function of ``sorted_values`` ``(..., M)``, sorted along the last axis,
+    at ``count`` quantiles.
 
     Sample ``j`` of ``M`` sits at quantile ``(j + 0.5) / M``; the function is linear between the
     samples and constant beyond the first and last (as ``numpy.interp``). It is read at
