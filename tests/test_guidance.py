@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import open_clip  # noqa: F401  (imported up front: the timings below measure the checks, not this import)
+import open_clip  # imported up front: the timings below measure the checks, not this import
 import pytest
 import torch
 from PIL import Image
 
 from lutgen.errors import LutgenError, OptionError
 from lutgen.guidance import clip as guidance
+from lutgen.guidance import loading, vision_tower
 from lutgen.optim.views import centre_box, resample_box
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,8 @@ def test_local_dir_and_plain_file_load_the_same_weights(tiny_clip_model, tiny_cl
     name, weights_file = tiny_clip_registered
     by_dir = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32")
     by_file = guidance.load_clip(name, str(weights_file), "cpu", "fp32")
+    by_dir.load_image_tower()
+    by_file.load_image_tower()
     for a, b in zip(by_dir.model.state_dict().values(), by_file.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert torch.equal(by_dir.embed_text("warm light"), by_file.embed_text("warm light"))
@@ -291,6 +294,7 @@ def test_model_is_frozen_and_text_embedding_is_unit_norm(guide):
 def test_faster_image_tower_computes_the_same_function(tiny_clip_model):
     stock = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32", fast=False)
     fast = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32", fast=True)
+    fast.load_image_tower()  # the faster modules go in when the image tower is read
     assert isinstance(fast.model.visual.conv1, guidance.LinearPatchEmbedding)
     assert isinstance(fast.model.visual.transformer.resblocks[0].attn, guidance.PackedSelfAttention)
     torch.manual_seed(0)
@@ -371,3 +375,203 @@ def test_centred_view_matches_open_clip_preprocessing(default_preprocess_cfg, si
     levels = ((ours - reference) * torch.tensor(clip_input.std).view(1, 3, 1, 1)).abs() * 255
     assert levels.mean().item() < mean_levels
     assert torch.quantile(levels.flatten(), 0.999).item() < p999_levels
+
+
+# ----------------------------------------------------------------------------------------------
+# Memory and speed: streamed loading, the image tower cast once, the text tower released
+
+
+def _stock_model(tiny_clip_registered):
+    """The tiny CLIP as open_clip loads it itself (random initialisation, then the weights copied in)."""
+    name, weights_file = tiny_clip_registered
+    return open_clip.create_model(name, pretrained=str(weights_file)).eval().requires_grad_(False)
+
+
+def test_streamed_loading_builds_the_model_open_clip_builds(tiny_clip_registered):
+    name, weights_file = tiny_clip_registered
+    source = guidance.resolve_weights(name, str(weights_file))
+    assert loading.checkpoint_file(source) == weights_file
+    model, read_image_tower = loading.load_streamed(source, weights_file, None)
+    assert all(p.is_meta for p in model.visual.parameters())  # the image tower is read when needed
+    assert not any(p.is_meta for n, p in model.named_parameters() if not n.startswith("visual."))
+    read_image_tower()
+    stock = _stock_model(tiny_clip_registered)
+    ours, theirs = model.state_dict(), stock.state_dict()
+    assert ours.keys() == theirs.keys()
+    for key in theirs:
+        assert ours[key].dtype == theirs[key].dtype and torch.equal(ours[key], theirs[key]), key
+    assert torch.equal(model.attn_mask, stock.attn_mask)  # the one buffer no file holds
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_streamed_loading_reads_the_image_tower_in_the_compute_dtype(tiny_clip_registered):
+    name, weights_file = tiny_clip_registered
+    model, read_image_tower = loading.load_streamed(guidance.resolve_weights(name, str(weights_file)), weights_file,
+                                            torch.bfloat16)
+    read_image_tower()
+    stock = _stock_model(tiny_clip_registered).visual
+    cast = set(vision_tower.matmul_weight_names(stock))
+    for key, value in stock.state_dict().items():
+        expected = value.to(torch.bfloat16) if key in cast else value
+        assert torch.equal(model.visual.state_dict()[key], expected), key
+
+
+def test_other_checkpoints_load_through_open_clip(tmp_path, tiny_clip_registered):
+    """A torch checkpoint is not streamed: open_clip loads it, and it gives the same embeddings."""
+    name, weights_file = tiny_clip_registered
+    stock = _stock_model(tiny_clip_registered)
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(stock.state_dict(), checkpoint)
+    assert loading.load_streamed(guidance.resolve_weights(name, str(checkpoint)), checkpoint, None) is None
+    by_pt = guidance.load_clip(name, str(checkpoint), "cpu", "fp32")
+    by_safetensors = guidance.load_clip(name, str(weights_file), "cpu", "fp32")
+    assert torch.equal(by_pt.embed_text("dusk"), by_safetensors.embed_text("dusk"))
+    images = torch.rand(2, 3, *by_pt.image_size)
+    assert torch.equal(by_pt.embed_images(images), by_safetensors.embed_images(images))
+
+
+@pytest.mark.parametrize("chunk_bytes", [4, 12, 1 << 22])
+def test_converting_reads_go_chunk_by_chunk_to_the_same_values(tmp_path, monkeypatch, chunk_bytes):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    tensors = {"a": torch.randn(5, 7), "b": torch.randn(3), "c": torch.randn(2, 2, 2).double()}
+    path = tmp_path / "t.safetensors"
+    save_file(tensors, str(path))
+    monkeypatch.setattr(loading, "READ_CHUNK_BYTES", chunk_bytes)  # 4 and 12 bytes: 1 and 3 floats a chunk
+    index, start = loading.safetensors_index(path)
+    with open(path, "rb") as handle:
+        for name, tensor in tensors.items():
+            assert torch.equal(loading.read_tensor(handle, index[name], start), tensor)
+            for dtype in (torch.bfloat16, torch.float16, torch.float32):
+                read = loading.read_tensor(handle, index[name], start, dtype)
+                assert read.dtype == dtype and torch.equal(read, tensor.to(dtype))
+
+
+def test_matmul_weights_are_the_linear_conv_attention_and_projection_weights(guide):
+    """Listed by hand for the tiny ViT (2 blocks): what autocast runs as matrix products."""
+    stock = _fresh_tower(guide)
+    expected = {"conv1.weight", "proj"}
+    for block in range(2):
+        prefix = f"transformer.resblocks.{block}."
+        expected |= {prefix + "attn.in_proj_weight", prefix + "attn.in_proj_bias", prefix + "attn.out_proj.weight",
+                     prefix + "attn.out_proj.bias", prefix + "mlp.c_fc.weight", prefix + "mlp.c_fc.bias",
+                     prefix + "mlp.c_proj.weight", prefix + "mlp.c_proj.bias"}
+    assert vision_tower.matmul_weight_names(stock) == expected
+
+
+def _fresh_tower(guide):
+    """A stock (not sped-up) copy of the tiny image tower in float32."""
+    import copy
+
+    from conftest import TINY_CLIP_CONFIG
+    from open_clip.model import CLIP
+
+    model = CLIP(**TINY_CLIP_CONFIG)
+    model.visual.load_state_dict(_stock_visual_state(guide))
+    return copy.deepcopy(model.visual)
+
+
+def _stock_visual_state(guide):
+    """The tiny image tower's state dict with the sped-up modules' names mapped back to the stock ones."""
+    guide.load_image_tower()
+    state = guide.model.visual.state_dict()
+    renamed = {}
+    for key, value in state.items():
+        renamed[key.replace("conv1.inner.", "conv1.").replace("attn.inner.", "attn.")] = value
+    return renamed
+
+
+class _ParameterCopies:
+    """Counts, within the block, the copies (``aten._to_copy``) made of the given tensors."""
+
+    def __init__(self, tensors):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        watched = {t.data_ptr() for t in tensors}
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if func is torch.ops.aten._to_copy.default and args[0].data_ptr() in watched:
+                    counter.count += 1
+                return func(*args, **(kwargs or {}))
+
+        self.count = 0
+        self.mode = Mode()
+
+    def __enter__(self):
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.mode.__exit__(*exc)
+
+
+def test_bf16_image_tower_is_cast_once_and_computes_what_autocast_computes(tiny_clip_model):
+    """load_clip(bf16) stores the matrix weights in bfloat16 at load; the embeddings and their input
+    gradients are bit for bit those of autocast over the float32 weights (tolerance 0), and a step
+    copies no weight, where the autocast path copies every matrix weight at every call."""
+    fp32 = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32")
+    fp32.load_image_tower()
+    autocast = guidance.ClipGuide(fp32.model, fp32.tokenizer, fp32.device, torch.bfloat16)
+    cast_once = guidance.load_clip(tiny_clip_model, None, "cpu", "bf16")
+    cast_once.load_image_tower()
+    visual = cast_once.model.visual
+    matrices = vision_tower.matmul_weights(visual)
+    assert len(matrices) == 2 + 8 * 2
+    assert all(getattr(m, name).dtype == torch.bfloat16 for m, name in matrices)
+    assert visual.ln_pre.weight.dtype == visual.ln_post.weight.dtype == torch.float32
+    assert visual.class_embedding.dtype == visual.positional_embedding.dtype == torch.float32
+
+    torch.manual_seed(4)
+    images = torch.rand(3, 3, *fp32.image_size)
+    results = []
+    for g in (autocast, cast_once):
+        x = images.clone().requires_grad_(True)
+        weights = [getattr(m, name) for m, name in vision_tower.matmul_weights(g.model.visual)]
+        with _ParameterCopies(weights) as copies:
+            emb = g.embed_images(x)
+            (emb[:, 0].sum() - emb[:, 3].sum()).backward()
+        results.append((emb.detach(), x.grad, copies.count))
+    (emb_a, grad_a, copies_a), (emb_b, grad_b, copies_b) = results
+    assert torch.equal(emb_b, emb_a) and torch.equal(grad_b, grad_a)
+    assert copies_a >= len(matrices) and copies_b == 0
+
+
+def test_release_text_tower_frees_it_and_images_still_embed(tiny_clip_model):
+    from conftest import TINY_CLIP_CONFIG
+
+    kept = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32")
+    released = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32")
+    text = released.embed_text("warm light")
+    assert torch.equal(text, kept.embed_text("warm light"))
+    text_values = sum(p.numel() for n, p in released.model.named_parameters() if not n.startswith("visual."))
+    text_values -= released.model.logit_scale.numel()
+    context = TINY_CLIP_CONFIG["text_cfg"]["context_length"]
+    assert released.release_text_tower() == text_values + context * context  # the weights and the causal mask
+    assert all(n.startswith("visual.") or n == "logit_scale" for n, _ in released.model.named_parameters())
+    assert released.release_text_tower() == 0  # a second call has nothing left to free
+    with pytest.raises(LutgenError, match="text tower was released") as caught:
+        released.embed_text("cold light")
+    assert "\n" not in str(caught.value)
+    assert released.text_limit("warm " * 100) == kept.text_limit("warm " * 100)
+    images = torch.rand(2, 3, *kept.image_size)
+    assert torch.equal(released.embed_images(images), kept.embed_images(images))
+
+
+def test_the_image_tower_is_read_when_first_needed_and_a_cut_file_is_one_sentence(tmp_path, tiny_clip_dir):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_bytes((tiny_clip_dir / "open_clip_config.json").read_bytes())
+    weights = folder / "open_clip_model.safetensors"
+    weights.write_bytes((tiny_clip_dir / "open_clip_model.safetensors").read_bytes())
+    guide = guidance.load_clip(f"local-dir:{folder}", None, "cpu", "fp32")
+    assert all(p.is_meta for p in guide.model.visual.parameters())
+    guide.embed_text("dusk")
+    index, start = loading.safetensors_index(weights)
+    last_visual_end = max(e["data_offsets"][1] for n, e in index.items() if n.startswith("visual."))
+    with open(weights, "r+b") as handle:
+        handle.truncate(start + last_visual_end - 1)  # the image tower's last tensor is cut short
+    with pytest.raises(LutgenError, match=r"could not load the CLIP weights .*: the file ends inside a tensor$"):
+        guide.release_text_tower()

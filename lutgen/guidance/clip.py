@@ -24,7 +24,7 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,6 +41,12 @@ from lutgen.guidance.config import (
     check_weights_file,
     local_dir_weights,
     read_local_config,
+)
+from lutgen.guidance.vision_tower import (  # noqa: F401  (the tower's modules are part of this module's API)
+    LinearPatchEmbedding,
+    PackedSelfAttention,
+    cast_matmul_weights,
+    speed_up_vision_tower,
 )
 
 DEFAULT_MODEL = "ViT-B-32"
@@ -299,99 +305,6 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
-class PackedSelfAttention(nn.Module):
-    """Self-attention computing the same function as the ``nn.MultiheadAttention`` it wraps, faster.
-
-    ``nn.MultiheadAttention`` in batch-first mode multiplies a transposed (non-contiguous) input by its
-    in-projection, which torch runs as one small matrix product per token position; here the
-    projection is one matrix product over all ``B * L`` tokens, followed by scaled-dot-product
-    attention. The wrapped module's parameters are used as they are.
-    """
-
-    def __init__(self, attention: nn.MultiheadAttention):
-        super().__init__()
-        self.inner = attention
-        self.heads = attention.num_heads
-
-    @staticmethod
-    def supports(attention: nn.Module) -> bool:
-        return (
-            type(attention) is nn.MultiheadAttention
-            and attention.batch_first
-            and attention._qkv_same_embed_dim
-            and attention.in_proj_bias is not None
-            and attention.bias_k is None
-            and not attention.add_zero_attn
-            and attention.dropout == 0.0
-        )
-
-    def forward(self, query, key=None, value=None, need_weights=False, attn_mask=None):
-        if (key is not None and key is not query) or (value is not None and value is not query):
-            return self.inner(query, key, value, need_weights=need_weights, attn_mask=attn_mask)
-        batch, length, width = query.shape
-        qkv = F.linear(query, self.inner.in_proj_weight, self.inner.in_proj_bias)
-        q, k, v = qkv.view(batch, length, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        out = out.transpose(1, 2).reshape(batch, length, width)
-        return self.inner.out_proj(out), None
-
-
-class LinearPatchEmbedding(nn.Module):
-    """A ViT patch-embedding convolution (kernel = stride, no padding) computed as one matrix product.
-
-    Same function and parameters as the wrapped ``nn.Conv2d``; its backward pass to the image is a
-    plain matrix product instead of a transposed convolution. Output ``(B, E, H / p, W / p)``.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        self.inner = conv
-
-    @staticmethod
-    def supports(conv: nn.Module) -> bool:
-        return (
-            type(conv) is nn.Conv2d
-            and conv.kernel_size == conv.stride
-            and conv.padding in ((0, 0), 0)
-            and conv.dilation == (1, 1)
-            and conv.groups == 1
-            and conv.padding_mode == "zeros"
-        )
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = image.shape
-        ph, pw = self.inner.kernel_size
-        gh, gw = height // ph, width // pw
-        image = image[:, :, : gh * ph, : gw * pw]
-        patches = image.reshape(batch, channels, gh, ph, gw, pw).permute(0, 2, 4, 1, 3, 5)
-        patches = patches.reshape(batch, gh * gw, channels * ph * pw)
-        weight = self.inner.weight.reshape(self.inner.out_channels, -1)
-        tokens = F.linear(patches, weight, self.inner.bias)  # (B, L, E)
-        return tokens.transpose(1, 2).unflatten(2, (gh, gw))
-
-
-def speed_up_vision_tower(model: nn.Module) -> int:
-    """Swap the image tower's attention and patch embedding for :class:`PackedSelfAttention` and
-    :class:`LinearPatchEmbedding` where the layout allows it; returns how many modules were swapped.
-
-    The swapped modules compute the same function with the same parameters (tests compare outputs).
-    Towers of other kinds (timm, ResNet) are left as they are.
-    """
-    visual = getattr(model, "visual", None)
-    swapped = 0
-    conv = getattr(visual, "conv1", None)
-    if conv is not None and LinearPatchEmbedding.supports(conv):
-        visual.conv1 = LinearPatchEmbedding(conv)
-        swapped += 1
-    blocks = getattr(getattr(visual, "transformer", None), "resblocks", [])
-    for block in blocks:
-        attention = getattr(block, "attn", None)
-        if attention is not None and PackedSelfAttention.supports(attention):
-            block.attn = PackedSelfAttention(attention)
-            swapped += 1
-    return swapped
-
-
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return text.rstrip(".")[:300]
@@ -433,10 +346,27 @@ class ClipGuide:
         input: the model's :class:`ClipInput` (size, resampling, normalisation).
         image_size, interpolation, resize_mode: those of :attr:`input`.
         amp_dtype: autocast dtype for the model, ``None`` for float32.
+
+    :func:`load_clip` stores the image tower's matrix weights in :attr:`amp_dtype` once (see
+    :func:`~lutgen.guidance.vision_tower.cast_matmul_weights`); a guide built here around a float32
+    model computes the same embeddings, casting the weights at every call.
+
+    The image tower may be made ready later: ``prepare_image_tower`` (called once, by
+    :meth:`load_image_tower`) reads its weights and swaps in the faster modules. It runs at
+    :meth:`release_text_tower` or at the first image embedding, whichever comes first, so that the
+    text tower embeds the prompts and goes before the image tower takes its memory. Once every
+    prompt is embedded, :meth:`release_text_tower` frees the text tower (a third of ViT-B-32's
+    weights); images can still be embedded, text no longer.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, device: torch.device, amp_dtype: torch.dtype | None = None):
+    TEXT_TOWER_PARTS = ("transformer", "token_embedding", "positional_embedding", "ln_final",
+                        "text_projection", "attn_mask", "text")
+    """The attributes of an open_clip model that make up its text tower (``text`` in CustomTextCLIP)."""
+
+    def __init__(self, model: nn.Module, tokenizer, device: torch.device, amp_dtype: torch.dtype | None = None,
+                 prepare_image_tower: Callable[[], None] | None = None):
         self.model = model.eval().requires_grad_(False)
+        self._prepare_image_tower = prepare_image_tower
         self.tokenizer = tokenizer
         self.device = torch.device(device)
         self.amp_dtype = amp_dtype
@@ -446,6 +376,7 @@ class ClipGuide:
         self.image_size = self.input.image_size
         self.interpolation = self.input.interpolation
         self.resize_mode = self.input.resize_mode
+        self.text_released = False
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -463,10 +394,48 @@ class ClipGuide:
 
     @torch.no_grad()
     def embed_text(self, prompt: str) -> torch.Tensor:
-        """The unit-norm embedding of ``prompt``, shape ``(1, D)`` float32 (computed in float32)."""
+        """The unit-norm embedding of ``prompt``, shape ``(1, D)`` float32 (computed in float32).
+
+        Raises a :class:`LutgenError` after :meth:`release_text_tower`.
+        """
+        if self.text_released:
+            raise LutgenError(
+                f"cannot embed the prompt {prompt[:60]!r}: the CLIP text tower was released after the prompts "
+                "were embedded; embed every prompt before calling release_text_tower"
+            )
         tokens = self.tokenizer([prompt]).to(self.device)
         features = self.model.encode_text(tokens).float()
         return F.normalize(features, dim=-1)
+
+    def load_image_tower(self) -> None:
+        """Make the image tower ready (read its weights) if it is not yet; later calls do nothing.
+
+        Raises a :class:`LutgenError` when its weights cannot be read.
+        """
+        prepare, self._prepare_image_tower = self._prepare_image_tower, None
+        if prepare is not None:
+            prepare()
+            self.model.visual.eval().requires_grad_(False)
+
+    def release_text_tower(self) -> int:
+        """Free the text tower (its weights and causal mask) once every prompt is embedded; returns
+        how many values were freed (about 63 M for ViT-B-32, 253 MB in float32). Idempotent.
+
+        The embeddings already made stay valid; :meth:`embed_text` raises afterwards, and
+        :meth:`text_limit` still counts tokens (the tokenizer is kept).
+        """
+        freed = 0
+        for name in self.TEXT_TOWER_PARTS:
+            part = getattr(self.model, name, None)
+            if isinstance(part, nn.Module):
+                freed += sum(t.numel() for t in (*part.parameters(), *part.buffers()))
+            elif isinstance(part, torch.Tensor):
+                freed += part.numel()
+            if hasattr(self.model, name):
+                delattr(self.model, name)
+        self.text_released = True
+        self.load_image_tower()
+        return freed
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """open_clip's normalisation of ``(B, 3, H, W)`` images in ``[0, 1]`` (see :class:`ClipInput`)."""
@@ -475,9 +444,22 @@ class ClipGuide:
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """Unit-norm embeddings ``(B, D)`` float32 of ``(B, 3, h, w)`` images in ``[0, 1]``, where
         ``(h, w)`` is :attr:`image_size`. Differentiable with respect to ``images``."""
+        self.load_image_tower()
         with self._autocast():
             features = self.model.encode_image(self.normalise(images))
         return F.normalize(features.float(), dim=-1)
+
+
+def _move_all_but_image_tower(model: nn.Module, device: torch.device) -> None:
+    """Move ``model`` to ``device`` but for its image tower (still unread, on the ``meta`` device)."""
+    if device.type == "cpu":
+        return  # read onto the CPU already
+    visual = model.visual
+    model.visual = nn.Identity()
+    try:
+        model.to(device)
+    finally:
+        model.visual = visual
 
 
 def load_clip(
@@ -489,6 +471,12 @@ def load_clip(
     fast: bool = True,
 ) -> ClipGuide:
     """Load a frozen open_clip model and its tokenizer onto ``device``.
+
+    A ``.safetensors`` file in open_clip's layout is loaded without random initialisation and without
+    a second copy of the weights (:func:`~lutgen.guidance.loading.load_streamed`), and its image
+    tower is read only when first needed (see :class:`ClipGuide`); other files go through open_clip.
+    When CLIP runs in bfloat16, the image tower's matrix weights are stored in bfloat16 once
+    (:func:`~lutgen.guidance.vision_tower.cast_matmul_weights`).
 
     Args:
         model_name, pretrained: as for :func:`resolve_weights` (ignored when ``source`` is given).
@@ -502,21 +490,44 @@ def load_clip(
     """
     import open_clip
 
+    from lutgen.guidance.loading import checkpoint_file, load_streamed
+
     device = torch.device(device)
     amp = autocast_dtype(device, precision)
     source = source or resolve_weights(model_name, pretrained)
     with hub_offline(source.offline):
         try:
-            model = open_clip.create_model(
-                source.model_name,
-                pretrained=source.pretrained,
-                device=device,
-                force_quick_gelu=source.quick_gelu,
-                weights_only=True,
-            )
+            streamed = load_streamed(source, checkpoint_file(source), amp)
+            if streamed is None:
+                model = open_clip.create_model(
+                    source.model_name,
+                    pretrained=source.pretrained,
+                    device=device,
+                    force_quick_gelu=source.quick_gelu,
+                    weights_only=True,
+                )
+                read_image_tower = None
+            else:
+                model, read_image_tower = streamed
+                _move_all_but_image_tower(model, device)
             tokenizer = open_clip.get_tokenizer(source.model_name)
-        except Exception as error:  # open_clip and torch raise many kinds for unusable weights
+        except Exception as error:  # open_clip, safetensors and torch raise many kinds for unusable weights
             raise LutgenError(f"could not load the CLIP weights {source.label}: {_one_line(error)}") from error
-    if fast:
-        speed_up_vision_tower(model)
-    return ClipGuide(model, tokenizer, device, amp)
+
+    def prepare_image_tower() -> None:
+        if read_image_tower is not None:
+            try:
+                read_image_tower()
+            except Exception as error:  # a file changed or cut short since it was opened
+                raise LutgenError(
+                    f"could not load the CLIP weights {source.label}: {_one_line(error)}") from error
+            model.visual.to(device)
+        if amp is not None and getattr(model, "visual", None) is not None:
+            cast_matmul_weights(model.visual, amp)
+        if fast:
+            speed_up_vision_tower(model)
+
+    guide = ClipGuide(model, tokenizer, device, amp, prepare_image_tower)
+    if read_image_tower is None:
+        guide.load_image_tower()
+    return guide
