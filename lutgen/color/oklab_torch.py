@@ -11,10 +11,12 @@ root below ``|x| < CBRT_KNEE = 1e-19`` by the line through the origin that meets
 below the root by at most ``0.385 * t ** (1/3)`` (at ``x = t / 3 ** 1.5``), ``1.8e-7`` for this knee;
 through the second matrix (largest absolute row sum 4.86) the Oklab values are within ``9e-7`` of
 the exact ones, and exact above the knee. The price of that accuracy is a steep slope at black,
-``CBRT_KNEE ** (-2/3) = 4.6e12`` per cone (about ``1e12`` per sRGB channel): large but finite. Any
-form within ``1e-6`` of the cube root must be that steep somewhere below ``1e-17``, because the
-root itself climbs by ``1e-6`` there; in float32 no pixel colour other than exact black has cone
-responses that small (the darkest 8-bit code gives about ``1e-5``).
+``CBRT_KNEE ** (-2/3) = 4.6e12`` per cone (up to about ``2.5e11`` per sRGB channel): large but
+finite. Any form within ``1e-6`` of the cube root is steep near 0: it must climb by at least
+``1e-6`` between 0 and ``2.7e-17`` (where the root reaches ``3e-6``), a mean slope of at least
+``3.7e10``. In float32 no pixel colour other than exact black has cone responses that small (the
+darkest 8-bit code gives about ``1e-5``); losses that must not be dominated by black pixels take
+their gradients elsewhere (:func:`lutgen.optim.evidence.oklab_for_loss`).
 
 Shapes: ``(..., 3)`` in, ``(..., 3)`` out (last axis: R, G, B in; L, a, b out), in the input's
 dtype and on its device. Half-precision inputs are computed in float32 (the knee is below their
