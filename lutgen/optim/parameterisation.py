@@ -2,13 +2,17 @@
 
 Three representations of one ``size``^3 table share one interface, used by the trainer:
 
-- ``size``; ``change()``, the ``(N, N, N, 3)`` table minus the identity (differentiable, exactly zero
-  at the start, so every auxiliary loss starts at exactly zero); ``table()``, which is
-  ``identity + change()``, and ``forward()``, the same; ``keep_in_range()`` after each optimiser
-  step; ``to_lut()``, the table as a :class:`~lutgen.lut.LUT`; and ``param_groups(learning_rate)``,
-  Adam's parameter groups, every trainable parameter in exactly one of them.
-- The table written to the file is ``table()`` widened to float64: the very values the trainer
-  graded with (it interpolates ``change()`` and adds the identity back).
+- ``size`` and ``device``; ``table()`` (and ``forward()``, the same), the ``(N, N, N, 3)`` values in
+  ``[0, 1]``; ``change()``, the table minus the identity, exactly zero at the start, so every
+  auxiliary loss starts at exactly zero (both differentiable); ``keep_in_range()`` after each
+  optimiser step; ``to_lut(title, comments)``, the table as a :class:`~lutgen.lut.LUT`; and
+  ``param_groups(learning_rate)``, Adam's parameter groups, every trainable parameter in exactly
+  one of them.
+- ``to_lut()`` writes ``table()`` widened to float64 exactly. The trainer grades with
+  ``x + trilinear(x, change())``, which is ``trilinear(x, table())`` up to float32 rounding.
+  :class:`BoundedLUT` defines its table as ``identity + change()``; the other two define the table
+  first (so that its bounds, and the neutrality of :class:`MonochromeLUT`, are exact) and
+  ``change()`` as ``table() - identity``.
 
 :class:`BoundedLUT`: one free parameter per node and channel. With ``G`` the identity table and ``θ``
 the raw parameter (:func:`toward_bounds`)::
@@ -136,6 +140,11 @@ class BoundedLUT(nn.Module):
     def size(self) -> int:
         return self.identity.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        """The device the table lives on."""
+        return self.identity.device
+
     def change(self) -> torch.Tensor:
         """``table - identity``, shape ``(N, N, N, 3)``; exactly zero at the start. Differentiable."""
         return toward_bounds(self.identity, torch.tanh(self.raw))
@@ -204,6 +213,11 @@ class StructuredLUT(nn.Module):
     @property
     def size(self) -> int:
         return self.identity.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the table lives on."""
+        return self.identity.device
 
     def base(self) -> torch.Tensor:
         """The global stage at every node, ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
@@ -297,6 +311,11 @@ class MonochromeLUT(nn.Module):
     @property
     def size(self) -> int:
         return self.identity.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        """The device the table lives on."""
+        return self.identity.device
 
     def weights(self) -> torch.Tensor:
         """The ``(3,)`` channel mix: non-negative, summing to 1 (up to rounding)."""
