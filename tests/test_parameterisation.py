@@ -370,7 +370,7 @@ def test_structured_lut_reaches_a_large_global_change_that_bounded_lut_cannot(
     assert written_smoothness(bounded) > 1e-3
 
 
-def test_monochrome_lut_reaches_a_black_and_white_look_within_one_delta_e():
+def test_monochrome_lut_reaches_a_black_and_white_look_that_bounded_lut_misses():
     lut = MonochromeLUT(9)
     fit(lut, black_and_white)
     graded, expected = written_lut_error(lut, black_and_white)
