@@ -575,3 +575,17 @@ def test_the_image_tower_is_read_when_first_needed_and_a_cut_file_is_one_sentenc
         handle.truncate(start + last_visual_end - 1)  # the image tower's last tensor is cut short
     with pytest.raises(LutgenError, match=r"could not load the CLIP weights .*: the file ends inside a tensor$"):
         guide.release_text_tower()
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_bf16_matrix_instructions():
+    skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw avx512_vnni\nbogomips\t: 5600\n"
+    sapphire = skylake.replace("avx512_vnni", "avx512_vnni avx512_bf16 amx_bf16 amx_tile")
+    cooper = skylake.replace("avx512_vnni", "avx512_bf16")
+    assert guidance.cpu_flags(skylake) == {"fpu", "sse2", "avx2", "avx512f", "avx512bw", "avx512_vnni"}
+    assert guidance.cpu_flags("model name : x\n") == set()
+    assert not guidance.native_bf16(guidance.cpu_flags(skylake))
+    assert guidance.native_bf16(guidance.cpu_flags(sapphire)) and guidance.native_bf16(guidance.cpu_flags(cooper))
+    here = guidance.cpu_flags(Path("/proc/cpuinfo").read_text()) if Path("/proc/cpuinfo").exists() else set()
+    expected = torch.bfloat16 if guidance.native_bf16(here) and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+    assert guidance.autocast_dtype(torch.device("cpu"), "auto") == expected
+    assert guidance.autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
