@@ -1,26 +1,37 @@
-"""Seconds per ``optimize`` step at the defaults, with the ViT-B-32 architecture (random weights).
+"""Seconds per ``optimize`` step at the defaults with ViT-B-32 (random weights), and the peak memory of a whole run.
 
 Usage::
 
-    python bench/bench_optimize.py [--steps 10] [--warmup 3] [--sets 512,12mp] [--methods ours,ours-fp32,naive]
+    python bench/bench_optimize.py [--rounds 6] [--warmup 2] [--sets 512] [--methods ours,ours-fp32,ours-bf16,naive]
+                                   [--memory-steps 5]
 
 Image sets (made in a temporary folder from the bundled ``images/``):
 
-- ``512``: the 25 bundled photos shrunk to 512 px on the longer side;
+- ``512``: the 25 bundled photos shrunk to 512 px on the longer side (the default);
 - ``12mp``: four bundled photos enlarged to 4000 x 3000 JPEGs.
 
-Methods, all at the defaults (LUT 16, batch 4, Adam 0.005, all four loss weights 1.0):
+Methods, all at the defaults (LUT 16, batch 4, Adam 0.005, the auxiliary loss weights 1.0), with the
+same random ViT-B-32 weights file, made once by the bench:
 
-- ``ours``: lutgen's loop: images decoded once onto the device, random resized crops + flips, CLIP
-  with the faster equivalent image-tower modules, at ``--clip-precision auto``;
-- ``ours-fp32``: the same with CLIP in float32;
-- ``naive``: the naive step (decode every step, RandomCrop 224, fp32 CLIP), in this process, for a
-  same-run ratio: 4 images decoded from disk every step, RandomCrop 224 + flips, the LUT applied
-  with grid_sample, the stock open_clip model in float32, smoothness and regularisation measured on
-  the output image and the table themselves, Adam, clamp.
+- ``ours``: lutgen's loop at ``--clip-precision auto``: images decoded once onto the device, random
+  resized crops + flips, CLIP with the faster equivalent image-tower modules, the text tower released
+  after the prompt is embedded;
+- ``ours-fp32`` and ``ours-bf16``: the same with CLIP forced to float32 or bfloat16 (bfloat16 with the
+  image tower's matrix weights cast once at load);
+- ``naive``: the naive step, in this process: 4 images decoded from disk every step, RandomCrop 224 +
+  flips, the LUT applied with grid_sample, the stock open_clip model in float32, smoothness and
+  regularisation measured on the output image and the table themselves, Adam, clamp.
+
+The methods are timed in interleaved rounds (one step of each per round), so that other work on the
+machine slows them alike; the ratios to ``naive`` are those of the medians of the same run. Wall time
+and the process's CPU time are both reported (CPU time is less sensitive to other processes).
+
+Memory: a whole ``main.py optimize --steps N`` run (``--clip-model ViT-B-32 --clip-pretrained`` the random
+weights file, ``--log-interval 0``) as a fresh process, at ``auto`` and at ``bf16``, its peak resident set
+(``ru_maxrss`` of that child alone), against the 1.2 GB goal.
 
 Random weights produce denormal numbers that slow the CPU, so denormals are flushed for every
-method. The last-but-one column divides figures recorded for an earlier text-to-LUT tool on this
+method. The ``earlier tool`` column divides figures recorded for an earlier text-to-LUT tool on this
 machine, not this run (0.90 s/step at 512 px, about 1.4 s/step at 12 MP), by this run's medians.
 """
 
@@ -31,6 +42,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +54,8 @@ sys.path.insert(0, str(ROOT))
 EARLIER_TOOL_RECORDED = {"512": 0.90, "12mp": 1.4}  # s/step, an earlier text-to-LUT tool, not this run
 TWELVE_MP = (4000, 3000)
 TWELVE_MP_SOURCES = ("mate_greenmeadow.jpg", "mate_dune.jpg", "raccoon_face.jpg", "mate_wood.jpg")
+MEMORY_GOAL_MB = 1200
+PROMPT = "golden hour warm sunlight"
 
 
 def make_sets(folder: Path, wanted: list[str]) -> dict[str, list[Path]]:
@@ -74,21 +88,29 @@ def make_sets(folder: Path, wanted: list[str]) -> dict[str, list[Path]]:
     return sets
 
 
-def time_steps(step, steps: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
+def random_weights_file(folder: Path) -> Path:
+    """ViT-B-32 with open_clip's random initialisation, saved as a safetensors file (as published weights are).
+
+    Made in a child process, so that this one stays small until the memory of whole runs is measured.
+    """
+    path = folder / "vit_b_32_random.safetensors"
+    script = (
+        "import sys, torch, open_clip\n"
+        "from safetensors.torch import save_file\n"
+        "torch.manual_seed(0)\n"
+        "model = open_clip.create_model('ViT-B-32', pretrained=None)\n"
+        "save_file({k: v.contiguous() for k, v in model.state_dict().items()}, sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path)], check=True, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return path
 
 
-def ours(paths: list[Path], precision: str, steps: int, warmup: int) -> tuple[list[float], float]:
+def ours(paths: list[Path], weights: Path, precision: str):
+    """lutgen's step at ``precision``; returns the step function and the seconds taken to decode the images."""
     import torch
 
-    from lutgen.guidance.clip import load_clip
+    from lutgen.guidance.clip import load_clip, resolve_weights
     from lutgen.imaging import load_rgb_float
     from lutgen.optim.losses import LossWeights
     from lutgen.optim.parameterisation import BoundedLUT
@@ -96,18 +118,23 @@ def ours(paths: list[Path], precision: str, steps: int, warmup: int) -> tuple[li
     from lutgen.optim.views import ViewSampler, stored_image, working_side
 
     torch.manual_seed(0)
-    guide = load_clip("ViT-B-32", None, "cpu", precision)
+    guide = load_clip(device="cpu", precision=precision, source=resolve_weights("ViT-B-32", str(weights)))
+    text = guide.embed_text(PROMPT)
+    guide.release_text_tower()
     start = time.perf_counter()
     side = working_side(guide.image_size)
     images = [stored_image(load_rgb_float(p, max_side=side), "cpu") for p in paths]
     decode = time.perf_counter() - start
-    text = guide.embed_text("golden hour warm sunlight")
     sampler = ViewSampler(images, guide.image_size, 4, seed=0, interpolation=guide.interpolation)
-    trainer = LutTrainer(guide, sampler, BoundedLUT(16), text, LossWeights(), 0.005)
-    return time_steps(trainer.step, steps, warmup), decode
+    try:  # the objective of the evidence feature
+        from lutgen.optim.objective import EvidenceTensors, Objective
+    except ImportError:  # a prompt embedding handed to the trainer itself
+        return LutTrainer(guide, sampler, BoundedLUT(16), text, LossWeights(), 0.005).step, decode
+    objective = Objective(guide, EvidenceTensors(prompts=text, prompt_weights=torch.ones(1)), LossWeights(), 0)
+    return LutTrainer(objective, sampler, BoundedLUT(16), 0.005).step, decode
 
 
-def naive(paths: list[Path], steps: int, warmup: int) -> list[float]:
+def naive(paths: list[Path]):
     """The naive step (decode every step, RandomCrop 224, fp32 CLIP): 4 images decoded per step, flips."""
     import numpy as np
     import open_clip
@@ -167,56 +194,108 @@ def naive(paths: list[Path], steps: int, warmup: int) -> list[float]:
         with torch.no_grad():
             table.clamp_(0, 1)
 
-    return time_steps(step, steps, warmup)
+    return step
+
+
+def interleaved(steps: dict, rounds: int, warmup: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall and CPU seconds of each step function, one step of each per round (after ``warmup`` rounds)."""
+    times = {name: ([], []) for name in steps}
+    for round_ in range(warmup + rounds):
+        for name, step in steps.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            step()
+            if round_ >= warmup:
+                times[name][0].append(time.perf_counter() - wall)
+                times[name][1].append(time.process_time() - cpu)
+    return times
+
+
+def peak_memory_mb(folder: Path, weights: Path, precision: str, steps: int) -> tuple[float, float]:
+    """Peak resident set (MB) and wall seconds of a whole ``optimize`` run as a fresh process.
+
+    Linux counts in a child's ``ru_maxrss`` what it held between fork and exec, a copy of this
+    process's page tables: call this while this process is small (before it imports torch).
+    """
+    command = [sys.executable, str(ROOT / "main.py"), "optimize", "--prompt", PROMPT, "--image-folder", str(folder),
+               "--steps", str(steps), "--clip-model", "ViT-B-32", "--clip-pretrained", str(weights),
+               "--clip-precision", precision, "--log-interval", "0", "--output-path", str(folder.parent / "bench.cube")]
+    start = time.perf_counter()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"optimize failed ({child.returncode}): {stderr.decode(errors='replace')[-500:]}")
+    return usage.ru_maxrss / 1024, time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--sets", default="512,12mp")
-    parser.add_argument("--methods", default="ours,ours-fp32,naive")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--sets", default="512")
+    parser.add_argument("--methods", default="ours,ours-fp32,ours-bf16,naive")
+    parser.add_argument("--memory-steps", type=int, default=5, help="steps of the whole runs measured (0: none)")
     args = parser.parse_args()
-    wanted_sets = args.sets.split(",")
     methods = args.methods.split(",")
 
-    import torch
-
-    torch.set_flush_denormal(True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}")
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        sets = make_sets(Path(tmp), wanted_sets)
+        sets = make_sets(Path(tmp), args.sets.split(","))
+        weights = random_weights_file(Path(tmp))
+        memory = []
+        if args.memory_steps > 0 and "512" in sets:
+            for precision in ("auto", "bf16"):
+                peak, seconds = peak_memory_mb(sets["512"][0].parent, weights, precision, args.memory_steps)
+                memory.append((precision, peak, seconds))
+                print(f"  whole optimize, {args.memory_steps} steps, --clip-precision {precision}: peak {peak:.0f} MB "
+                      f"({seconds:.0f} s)", flush=True)
+
+        import torch
+
+        from lutgen.guidance.clip import autocast_dtype
+
+        torch.set_flush_denormal(True)
+        auto = "bf16" if autocast_dtype(torch.device("cpu"), "auto") == torch.bfloat16 else "fp32"
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"{platform.processor() or platform.machine()}, "
+              f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, --clip-precision auto is {auto} here",
+              flush=True)
+        rows = []
         for set_name, paths in sets.items():
-            naive_median = None
-            results = {}
+            steps, decodes = {}, {}
             for method in methods:
                 if method == "naive":
-                    times, decode = naive(paths, args.steps, args.warmup), None
+                    steps[method], decodes[method] = naive(paths), None
                 else:
-                    precision = "fp32" if method == "ours-fp32" else "auto"
-                    times, decode = ours(paths, precision, args.steps, args.warmup)
-                median = statistics.median(times)
-                results[method] = (median, decode)
-                if method == "naive":
-                    naive_median = median
-                print(f"  {set_name:>5} {method:<10} median {median:.3f} s/step "
-                      f"(min {min(times):.3f}, max {max(times):.3f})", flush=True)
-            for method, (median, decode) in results.items():
-                rows.append((set_name, len(paths), method, median, decode, naive_median))
+                    precision = {"ours": "auto", "ours-fp32": "fp32", "ours-bf16": "bf16"}[method]
+                    steps[method], decodes[method] = ours(paths, weights, precision)
+            times = interleaved(steps, args.rounds, args.warmup)
+            medians = {m: (statistics.median(w), statistics.median(c)) for m, (w, c) in times.items()}
+            for method in methods:
+                rows.append((set_name, len(paths), method, *medians[method], decodes[method], medians.get("naive")))
 
     print()
-    print("| images | n | method | s/step (median) | decode once (s) "
-          "| x vs earlier tool 0.90/1.4 s (recorded on this machine, not this run) "
-          "| x vs naive (same run) |")
-    print("|---|---|---|---|---|---|---|")
-    for set_name, count, method, median, decode, naive_median in rows:
-        recorded = EARLIER_TOOL_RECORDED[set_name]
-        same_run = f"{naive_median / median:.2f}" if naive_median else "-"
-        decode_text = f"{decode:.2f}" if decode is not None else "every step"
+    print(f"Seconds per step, medians of {args.rounds} interleaved rounds ({args.warmup} rounds of warm-up):")
+    print()
+    print("| images | n | method | s/step wall | CPU s/step | decode once (s) | x naive wall (same run) "
+          "| x naive CPU (same run) | x earlier tool (recorded, not this run) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for set_name, count, method, wall, cpu, decode, naive_medians in rows:
         label = "512 px" if set_name == "512" else "12 MP"
-        print(f"| {label} | {count} | {method} | {median:.3f} | {decode_text} | {recorded / median:.2f} | {same_run} |")
+        name = f"{method} ({auto})" if method == "ours" else method
+        decode_text = f"{decode:.2f}" if decode is not None else "every step"
+        ratios = [f"{naive_medians[i] / value:.2f}" if naive_medians else "-" for i, value in enumerate((wall, cpu))]
+        recorded = EARLIER_TOOL_RECORDED[set_name] / wall
+        print(f"| {label} | {count} | {name} | {wall:.3f} | {cpu:.3f} | {decode_text} | {ratios[0]} | {ratios[1]} "
+              f"| {recorded:.2f} |")
+    if memory:
+        print()
+        print(f"| whole optimize ({args.memory_steps} steps, 512 px) | peak resident set | goal {MEMORY_GOAL_MB} MB |")
+        print("|---|---|---|")
+        for precision, peak, _ in memory:
+            shown = f"{precision} ({auto})" if precision == "auto" else precision
+            print(f"| --clip-precision {shown} | {peak:.0f} MB | {'met' if peak <= MEMORY_GOAL_MB else 'not met'} |")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from lutgen.guidance.config import (
     local_dir_weights,
     read_local_config,
 )
+from lutgen.guidance.loading import return_freed_memory
 from lutgen.guidance.vision_tower import (  # noqa: F401  (the tower's modules are part of this module's API)
     LinearPatchEmbedding,
     PackedSelfAttention,
@@ -437,6 +438,7 @@ class ClipGuide:
         """
         prepare, self._prepare_image_tower = self._prepare_image_tower, None
         if prepare is not None:
+            return_freed_memory()  # what the caller freed before (decoded images, the text tower)
             prepare()
             self.model.visual.eval().requires_grad_(False)
 
