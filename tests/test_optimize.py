@@ -28,6 +28,7 @@ from lutgen.errors import ImageError, OptionError
 from lutgen.formats import read_lut
 from lutgen.lut import grid
 from lutgen.optim import losses
+from lutgen.optim.objective import EvidenceTensors, Objective
 from lutgen.optim.parameterisation import BoundedLUT
 from lutgen.optim.trainer import LutTrainer, grade
 from lutgen.optim.views import ViewSampler, centre_box, random_box
@@ -258,7 +259,8 @@ def test_total_loss_falls_over_30_steps(guide, training_folder):
     sampler = ViewSampler(images, guide.image_size, 4, seed=0)
     fixed = ViewSampler(images, guide.image_size, 8, seed=99).sample()
     text = guide.embed_text("golden hour warm sunlight")
-    trainer = LutTrainer(guide, sampler, BoundedLUT(16), text, losses.LossWeights(), 0.005)
+    objective = Objective(guide, EvidenceTensors(prompts=text, prompt_weights=torch.ones(1)), losses.LossWeights(), 0)
+    trainer = LutTrainer(objective, sampler, BoundedLUT(16), 0.005)
     with torch.no_grad():
         before = trainer.losses(fixed).total.item()
     records = [trainer.step() for _ in range(30)]
@@ -411,7 +413,8 @@ def test_optimize_writes_what_it_optimised_and_the_logs(tiny_clip_model, trainin
     ]
     np.testing.assert_allclose(read_lut(log_dir / "step_00012.cube").table, written.table, rtol=0, atol=1e-12)
     rows = (log_dir / "losses.csv").read_text().splitlines()
-    assert rows[0] == "step,total,clip,smooth,reg,black,lut_smooth,highlight" and len(rows) == 13
+    assert rows[0] == "step,total,clip,smooth,reg,black,lut_smooth,highlight,negative,reference,colors,pairs"
+    assert len(rows) == 13
     with Image.open(log_dir / "step_00005.png") as before_after, Image.open(log_dir / "loss_plot.png") as plot, \
             Image.open(log_dir / "contact_sheet.png") as sheet:
         assert before_after.width <= 768

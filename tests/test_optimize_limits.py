@@ -186,7 +186,7 @@ def test_names_too_long_for_the_file_system_are_refused(tiny_clip_model, trainin
 
 def test_prompt_checks(tiny_clip_model, training_folder, tmp_path):
     plan = validate(options(tiny_clip_model, training_folder, tmp_path, prompt="  warm\n\tsunset \r\n light "))
-    assert plan.prompt == "warm sunset light"
+    assert plan.title == "warm sunset light" and plan.evidence.prompts[0].text == "warm sunset light"
     for prompt, fragment in [("x" * 100_000, "--prompt is 100000 characters long"),
                              ("warm\x00sunset", "--prompt holds the control character U+0000"),
                              ("warm \x1b[31m red", "U+001B"), ("\n\n", "--prompt is empty")]:
@@ -316,6 +316,7 @@ def test_the_trainer_stops_before_a_non_finite_step_keeping_the_last_finite_lut(
     """A real model that starts giving NaN (its projection poisoned mid-run): no update is taken."""
     from lutgen.guidance.clip import load_clip
     from lutgen.optim.losses import LossWeights
+    from lutgen.optim.objective import EvidenceTensors, Objective
     from lutgen.optim.parameterisation import BoundedLUT
     from lutgen.optim.trainer import LutTrainer, NonFiniteLoss
     from lutgen.optim.views import ViewSampler
@@ -323,7 +324,8 @@ def test_the_trainer_stops_before_a_non_finite_step_keeping_the_last_finite_lut(
     guide = load_clip(tiny_clip_model, None, "cpu", "fp32")
     images = [torch.rand(3, 80, 96) for _ in range(2)]
     sampler = ViewSampler(images, guide.image_size, 2, seed=0)
-    trainer = LutTrainer(guide, sampler, BoundedLUT(8), guide.embed_text("warm"), LossWeights(), 0.01)
+    evidence = EvidenceTensors(prompts=guide.embed_text("warm"), prompt_weights=torch.ones(1))
+    trainer = LutTrainer(Objective(guide, evidence, LossWeights(), 0), sampler, BoundedLUT(8), 0.01)
     for _ in range(3):
         trainer.step()
     before = trainer.lut.table().detach().clone()

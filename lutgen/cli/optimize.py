@@ -17,8 +17,43 @@ from lutgen.errors import interrupt_exit_code
 
 @app.command()
 def optimize(
-    prompt: str = typer.Option(
-        ..., help="Text description of the look, e.g. 'golden hour warm sunlight' (at most 1000 characters)."
+    prompt: list[str] = typer.Option(
+        None, metavar="<str>", help="Text description of the look, e.g. 'golden hour warm sunlight' (at most 1000 characters); "
+                   "repeat for several prompts."
+    ),
+    prompt_weight: list[float] = typer.Option(
+        None, metavar="<float>", help="Weight of each --prompt (0..1000], given once per --prompt in the same order [default: 1 each]."
+    ),
+    negative_prompt: list[str] = typer.Option(
+        None, metavar="<str>", help="A look to move away from, e.g. 'green tint'; repeatable (a bounded push: see the README)."
+    ),
+    negative_weight: list[float] = typer.Option(
+        None, metavar="<float>", help="Weight of each --negative-prompt (0..1000], once per --negative-prompt [default: 1 each]."
+    ),
+    source_prompt: str = typer.Option(
+        None, help="Make every --prompt a direction from this text, e.g. 'a photo' -> 'a photo at golden hour'."
+    ),
+    reference_image: list[Path] = typer.Option(
+        None, metavar="<path>", help="A photo, or a folder of photos, whose look to match; repeatable (at most 100 photos)."
+    ),
+    reference_similarity: float = typer.Option(
+        1.0, help="Weight 0..1000 of CLIP similarity to the reference photos (0: colours only, no CLIP needed)."
+    ),
+    reference_colors: float = typer.Option(
+        1.0, help="Weight 0..1000 of matching the reference photos' colour distribution (Oklab)."
+    ),
+    pairs: tuple[Path, Path] = typer.Option(
+        None, metavar="<before-dir after-dir>", show_default=False,
+        help="Folders of photos before and after a grade, matched by file name: the LUT must reproduce the grade."
+    ),
+    pair_weight: float = typer.Option(1.0, help="Weight 0..1000 of the before/after pairs."),
+    monochrome: bool = typer.Option(
+        False, "--monochrome", help="Black and white: the output is neutral (R = G = B), a learned channel mix "
+                                    "and tone curve."
+    ),
+    representation: str = typer.Option(
+        "structured", help="structured (a colour matrix and curves in front of a residual lattice, baked into "
+                           "the table) or lattice (the table's nodes alone)."
     ),
     image_folder: Path = typer.Option(
         None, help="Folder of at most 1000 training images [default: the bundled images/]."
@@ -53,14 +88,19 @@ def optimize(
         "auto", help="CLIP arithmetic: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16."
     ),
 ) -> None:
-    """Optimise a 3D LUT so that the images, graded by it, match PROMPT according to CLIP."""
+    """Optimise a 3D LUT towards the look you describe: prompts (CLIP), reference photos, before/after pairs."""
     from tqdm import tqdm
 
     from lutgen.tasks.optimize import OptimizeInterrupted, OptimizeOptions
     from lutgen.tasks.optimize import optimize as run_optimize
 
     options = OptimizeOptions(
-        prompt=prompt, image_folder=image_folder, lut_size=lut_size, steps=steps, learning_rate=learning_rate,
+        prompt=tuple(prompt or ()), prompt_weight=tuple(prompt_weight or ()),
+        negative_prompt=tuple(negative_prompt or ()), negative_weight=tuple(negative_weight or ()),
+        source_prompt=source_prompt, reference_image=tuple(reference_image or ()),
+        reference_similarity=reference_similarity, reference_colors=reference_colors,
+        pairs=None if pairs is None or None in pairs else pairs, pair_weight=pair_weight,
+        monochrome=monochrome, representation=representation, image_folder=image_folder, lut_size=lut_size, steps=steps, learning_rate=learning_rate,
         image_smoothness=image_smoothness, image_regularization=image_regularization,
         black_preservation=black_preservation, highlight_preservation=highlight_preservation,
         lut_smoothness=lut_smoothness, batch_size=batch_size,

@@ -1,4 +1,4 @@
-"""The losses of text-to-LUT optimisation: CLIP plus five weighted auxiliary terms.
+"""The losses of text-to-LUT optimisation: the CLIP loss and five weighted auxiliary terms.
 
 Every auxiliary loss measures only what the LUT *changes*, so each is exactly zero at the identity
 LUT. (A smoothness term on the output image itself would penalise the photo's own texture; one on
@@ -22,6 +22,8 @@ the table itself would pull the black corner up.)
   in the change do. With ``D = 0`` the loss and its gradient are exactly zero, so, unlike a
   smoothness on the table itself, it never pulls the black corner up.
 - CLIP: ``mean(1 - cos(image embedding, text embedding))``.
+
+:mod:`lutgen.optim.objective` adds them to the terms of the evidence (:mod:`lutgen.optim.evidence`).
 
 Images are ``(B, 3, H, W)`` float tensors; tables ``(N, N, N, 3)``.
 """
@@ -49,26 +51,6 @@ class LossWeights:
     black_preservation: float = 1.0
     lut_smoothness: float = 1.0
     highlight_preservation: float = 1.0
-
-
-@dataclass
-class LossTerms:
-    """The weighted terms of one step (0-d tensors) and their sum ``total``."""
-
-    total: torch.Tensor
-    clip: torch.Tensor
-    smooth: torch.Tensor
-    reg: torch.Tensor
-    black: torch.Tensor
-    lut_smooth: torch.Tensor
-    highlight: torch.Tensor
-
-    NAMES = ("total", "clip", "smooth", "reg", "black", "lut_smooth", "highlight")
-
-    def values(self) -> dict[str, float]:
-        """The terms as Python floats (one device synchronisation)."""
-        stacked = torch.stack([getattr(self, name).detach().float() for name in self.NAMES])
-        return dict(zip(self.NAMES, stacked.cpu().tolist(), strict=True))
 
 
 def clip_loss(image_embeddings: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
@@ -162,36 +144,3 @@ def lut_lowpass(table_change: torch.Tensor) -> torch.Tensor:
 def lut_smoothness(table_change: torch.Tensor) -> torch.Tensor:
     """``mean((D - lowpass(D))^2)`` of ``D = table - identity``, ``(N, N, N, 3)``."""
     return (table_change - lut_lowpass(table_change)).square().mean()
-
-
-def compute_losses(
-    original: torch.Tensor,
-    change: torch.Tensor,
-    table_change: torch.Tensor,
-    image_embeddings: torch.Tensor,
-    text_embedding: torch.Tensor,
-    weights: LossWeights,
-) -> LossTerms:
-    """All weighted terms of one step.
-
-    Args:
-        original: ``(B, 3, H, W)`` views before grading.
-        change: ``(B, 3, H, W)`` graded minus original.
-        table_change: ``(N, N, N, 3)`` table minus identity.
-        image_embeddings: ``(B, D)`` unit-norm embeddings of the graded views.
-        text_embedding: ``(1, D)`` unit-norm embedding of the prompt.
-        weights: the auxiliary weights; a zero weight skips that loss's computation.
-    """
-    zero = change.new_zeros(())
-
-    def weighted(weight: float, compute) -> torch.Tensor:
-        return weight * compute() if weight else zero
-
-    clip = clip_loss(image_embeddings, text_embedding)
-    smooth = weighted(weights.image_smoothness, lambda: image_smoothness(change))
-    reg = weighted(weights.image_regularization, lambda: image_regularization(change))
-    black = weighted(weights.black_preservation, lambda: black_preservation(original, change))
-    lut_smooth = weighted(weights.lut_smoothness, lambda: lut_smoothness(table_change))
-    highlight = weighted(weights.highlight_preservation, lambda: highlight_preservation(original, change))
-    total = clip + smooth + reg + black + lut_smooth + highlight
-    return LossTerms(total, clip, smooth, reg, black, lut_smooth, highlight)

@@ -1,4 +1,4 @@
-"""The optimisation loop of text-to-LUT: views -> LUT -> CLIP -> losses -> Adam.
+"""The optimisation loop of ``lutgen optimize``: views -> LUT -> objective (CLIP and the evidence) -> Adam.
 
 One step:
 
@@ -7,9 +7,10 @@ One step:
 2. grade them: ``y = x + trilinear(x, D)`` with ``D = table - identity``. Trilinear interpolation is
    linear in the table and reproduces the identity, so this equals ``trilinear(x, table)`` (the
    LUT as written to the file) while the change ``y - x`` is exactly zero at the identity;
-3. embed ``y`` with the frozen CLIP model and compute the losses (:mod:`lutgen.optim.losses`);
-4. one Adam step on the LUT's raw parameters, then keep them in range
-   (:class:`~lutgen.optim.parameterisation.BoundedLUT`).
+3. compute every term of the objective (:class:`~lutgen.optim.objective.Objective`: CLIP on ``y``
+   for the prompts and references, the colours of ``y``, the pairs, the auxiliary losses);
+4. one Adam step on the LUT's parameters (:meth:`param_groups` of the representation, see
+   :mod:`lutgen.optim.parameterisation`), then keep them in range.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from lutgen.color.torch_ops import apply_lut, apply_lut_gather
-from lutgen.optim.losses import LossTerms, LossWeights, compute_losses
-from lutgen.optim.parameterisation import BoundedLUT
+from lutgen.optim.objective import LossTerms, Objective
 from lutgen.optim.views import ViewSampler
 
 
@@ -38,13 +38,22 @@ class StepRecord:
     black: float
     lut_smooth: float
     highlight: float
+    negative: float = 0.0
+    reference: float = 0.0
+    colors: float = 0.0
+    pairs: float = 0.0
 
-    FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth", "highlight")
+    FIELDS = ("step", "total", "clip", "smooth", "reg", "black", "lut_smooth", "highlight", "negative",
+              "reference", "colors", "pairs")
+    EVIDENCE_LABELS = {"negative": "Negative", "reference": "Reference", "colors": "Colors", "pairs": "Pairs"}
 
     def verbose_line(self) -> str:
-        """The line ``--verbose`` prints every 10 steps: the total and each weighted term, 4 decimals."""
+        """The line ``--verbose`` prints every 10 steps: the total and each weighted term, 4 decimals
+        (the terms of evidence a run does not use, always 0, are left out)."""
+        evidence = "".join(f", {label}: {getattr(self, name):.4f}" for name, label in self.EVIDENCE_LABELS.items()
+                           if getattr(self, name))
         return (
-            f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}, Smooth: {self.smooth:.4f}, "
+            f"Step {self.step}: Loss = {self.total:.4f} (CLIP: {self.clip:.4f}{evidence}, Smooth: {self.smooth:.4f}, "
             f"Reg: {self.reg:.4f}, Black: {self.black:.4f}, Highlight: {self.highlight:.4f}, "
             f"LUT Smooth: {self.lut_smooth:.4f})"
         )
@@ -77,33 +86,29 @@ def grade(views: torch.Tensor, table_change: torch.Tensor) -> torch.Tensor:
 
 
 class LutTrainer:
-    """Optimises a :class:`BoundedLUT` so that graded views match a text embedding.
+    """Optimises a trainable LUT so that graded views minimise the objective.
 
     Args:
-        guide: a :class:`~lutgen.guidance.clip.ClipGuide` (frozen CLIP on the device).
+        objective: the :class:`~lutgen.optim.objective.Objective` (CLIP, evidence, auxiliary weights).
         sampler: the view sampler over the device-resident images.
-        lut: the trainable LUT, on the same device.
-        text_embedding: ``(1, D)`` unit-norm prompt embedding.
-        weights: auxiliary loss weights.
-        learning_rate: Adam's learning rate.
+        lut: the trainable LUT (a representation of :mod:`lutgen.optim.parameterisation`), on the
+            same device.
+        learning_rate: Adam's learning rate (each representation scales it per parameter group).
     """
 
-    def __init__(self, guide, sampler: ViewSampler, lut: BoundedLUT, text_embedding: torch.Tensor,
-                 weights: LossWeights, learning_rate: float):
-        self.guide = guide
+    def __init__(self, objective: Objective, sampler: ViewSampler, lut, learning_rate: float):
+        self.objective = objective
         self.sampler = sampler
         self.lut = lut
-        self.text_embedding = text_embedding
-        self.weights = weights
-        self.optimizer = torch.optim.Adam([lut.raw], lr=learning_rate)
+        self.parameters = [p for group in lut.param_groups(learning_rate) for p in group["params"]]
+        self.optimizer = torch.optim.Adam(lut.param_groups(learning_rate), lr=learning_rate)
         self.steps_done = 0
 
     def losses(self, views: torch.Tensor) -> LossTerms:
         """All loss terms for a batch of views at the current LUT (differentiable)."""
         table_change = self.lut.change()
         change = grade(views, table_change)
-        embeddings = self.guide.embed_images(views + change)
-        return compute_losses(views, change, table_change, embeddings, self.text_embedding, self.weights)
+        return self.objective.terms(views, change, table_change)
 
     def step(self) -> StepRecord:
         """Draw a batch, take one optimiser step, return the losses of that batch (before the step).
@@ -118,7 +123,7 @@ class LutTrainer:
             raise NonFiniteLoss(record, "loss")
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
-        if not torch.isfinite(self.lut.raw.grad).all():
+        if not all(p.grad is None or torch.isfinite(p.grad).all() for p in self.parameters):
             raise NonFiniteLoss(record, "gradient")
         self.optimizer.step()  # finite: Adam's update is bounded by a multiple of the (finite) learning rate
         self.lut.keep_in_range()

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+DEFAULT_VIEW_SIZE = 224
+"""The side of a view when no CLIP model sets it (evidence without CLIP: reference colours, pairs)."""
 SCALE_RANGE = (0.25, 1.0)
 RATIO_RANGE = (3.0 / 4.0, 4.0 / 3.0)
 

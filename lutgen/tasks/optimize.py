@@ -11,7 +11,9 @@ Order of work, so that mistakes cost nothing:
    the weights are neither cached nor downloadable).
 3. The images are decoded once, at a working resolution, onto the device. Files that cannot be
    decoded are skipped with a warning naming them.
-4. CLIP is loaded, the prompt embedded once, and the LUT optimised for ``steps`` full batches.
+4. CLIP is loaded (only when some evidence needs it), the evidence embedded and sampled once
+   (:mod:`lutgen.tasks.optimize_evidence`), and the LUT optimised for ``steps`` full batches
+   against one objective (:mod:`lutgen.optim.objective`).
 5. The LUT is written to the output path exactly as optimised: no smoothing in between.
 6. The log folder gets the loss plot and the contact sheet.
 
@@ -40,6 +42,7 @@ from lutgen.formats import write_lut
 from lutgen.imaging import load_rgb_float
 from lutgen.optim.training_log import TrainingLog
 from lutgen.tasks.optimize_plan import (  # noqa: F401  (the options and their checks, re-exported)
+    EVIDENCE_WEIGHT_OPTIONS,
     LOSS_WEIGHT_OPTIONS,
     OptimizeOptions,
     Plan,
@@ -48,6 +51,7 @@ from lutgen.tasks.optimize_plan import (  # noqa: F401  (the options and their c
     validate,
 )
 from lutgen.tasks.options import NoProgressBar
+from lutgen.tasks.recipe import recipe
 
 
 @dataclass
@@ -89,15 +93,17 @@ class Diverged(LutgenError):
     """The loss stopped being finite; the last finite LUT was written (exit code 2)."""
 
 
-def settings_comment(o: OptimizeOptions, plan: Plan, weights_label: str) -> str:
-    """One line recording the settings of a run (a comment of the .cube file)."""
-    return (
-        f"lutgen optimize: steps={o.steps} lut_size={o.lut_size} learning_rate={o.learning_rate:g} "
-        f"image_smoothness={o.image_smoothness:g} image_regularization={o.image_regularization:g} "
-        f"black_preservation={o.black_preservation:g} highlight_preservation={o.highlight_preservation:g} "
-        f"lut_smoothness={o.lut_smoothness:g} "
-        f"batch_size={o.batch_size} seed={plan.seed} clip={weights_label}"
-    )
+def recipe_lines(o: OptimizeOptions, plan: Plan, weights_label: str | None) -> tuple[str, ...]:
+    """The recipe of a run (comments of the .cube file): version, every setting, every piece of evidence."""
+    settings = {
+        "steps": o.steps, "lut_size": o.lut_size, "representation": "monochrome" if o.monochrome else o.representation,
+        "learning_rate": float(o.learning_rate), "batch_size": o.batch_size,
+        **{name.replace("-", "_"): float(getattr(o, name.replace("-", "_")))
+           for name in (*LOSS_WEIGHT_OPTIONS, *EVIDENCE_WEIGHT_OPTIONS)},
+        "seed": plan.seed, "clip": weights_label or "none", "clip_precision": o.clip_precision,
+        "images": f"{plan.folder} ({len(plan.images)})",
+    }
+    return recipe("optimize", "CLIP-guided LUT optimisation", settings, plan.evidence.recipe_lines())
 
 
 def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None]):
@@ -117,23 +123,28 @@ def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callabl
     return decoded, skipped
 
 
-def likely_causes(record, o: OptimizeOptions, weights_label: str) -> str:
+def likely_causes(record, o: OptimizeOptions, weights_label: str | None) -> str:
     """What most likely made the loss of ``record`` (or its gradient) not finite, as words for a sentence:
     the weights of the terms that are not finite, else CLIP's weights when the very first step fails,
     else the large loss weights and the learning rate."""
     named = {"smooth": "image-smoothness", "reg": "image-regularization", "black": "black-preservation",
-             "lut_smooth": "lut-smoothness", "highlight": "highlight-preservation"}
+             "lut_smooth": "lut-smoothness", "highlight": "highlight-preservation", "negative": "negative-weight",
+             "reference": "reference-similarity", "colors": "reference-colors", "pairs": "pair-weight"}
 
     def option(name: str) -> str:
-        return f"--{name} {getattr(o, name.replace('-', '_')):g}"
+        value = getattr(o, name.replace("-", "_"))
+        if isinstance(value, (int, float)):
+            return f"--{name} {value:g}"
+        return f"--{name} " + (" ".join(f"{v:g}" for v in value) if value else "1")
 
     bad = [option(name) for term, name in named.items() if not math.isfinite(getattr(record, term))]
     if bad:
         return " or ".join(bad)
-    if not math.isfinite(record.clip) and record.step == 1:
+    if not math.isfinite(record.clip) and record.step == 1 and weights_label is not None:
         return f"the CLIP weights {weights_label}, which give non-finite embeddings of the unchanged images"
-    large = [option(name) for name in LOSS_WEIGHT_OPTIONS if getattr(o, name.replace("-", "_")) > 10]
-    precision = [] if o.clip_precision == "fp32" else ["--clip-precision (try fp32)"]
+    large = [option(name) for name in (*LOSS_WEIGHT_OPTIONS, *EVIDENCE_WEIGHT_OPTIONS)
+             if getattr(o, name.replace("-", "_")) > 10]
+    precision = [] if o.clip_precision == "fp32" or weights_label is None else ["--clip-precision (try fp32)"]
     return " or ".join([*large, f"--learning-rate {o.learning_rate:g} (try a smaller one)", *precision])
 
 
@@ -196,60 +207,115 @@ class _Run:
     trainer: object
     lut: object
     log: TrainingLog | None
-    weights_label: str
+    weights_label: str | None  # None when no term needed CLIP
     skipped: list
     images_used: int
 
 
 def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
-    """Resolve the weights, decode the images, load CLIP, embed the prompt: everything before the first step."""
-    import torch
-
+    """Resolve the weights, decode the images, load CLIP, embed the evidence: everything before the first step."""
     from lutgen.devices import pick_device
-    from lutgen.guidance.clip import expected_image_size, load_clip, resolve_weights
+    from lutgen.guidance.clip import expected_image_size, resolve_weights
     from lutgen.optim.losses import LossWeights
-    from lutgen.optim.parameterisation import BoundedLUT
+    from lutgen.optim.objective import Objective
     from lutgen.optim.trainer import LutTrainer
-    from lutgen.optim.views import ViewSampler, stored_image, working_side
+    from lutgen.optim.views import DEFAULT_VIEW_SIZE, ViewSampler, stored_image, working_side
 
     device = pick_device(options.device)
-    source = resolve_weights(options.clip_model, options.clip_pretrained)
-    side = working_side((expected_image_size(source),) * 2)
+    evidence = plan.evidence
+    uses_clip = bool(evidence.prompts or evidence.negatives or (evidence.references and options.reference_similarity))
+    source = resolve_weights(options.clip_model, options.clip_pretrained) if uses_clip else None
+    view_side = expected_image_size(source) if source is not None else DEFAULT_VIEW_SIZE
+    side = working_side((view_side, view_side))
     decoded, skipped = _decode_images(plan.images, plan.folder, side, warn)
     echo(f"Loaded {len(decoded)} images from {plan.folder} (kept at most {side} px on the longer side)")
 
     _make_reproducible(device, plan.seed)
+    guide = _load_guide(options, source, device, echo, warn, plan) if source is not None else None
+    if guide is None:
+        echo(f"Using device: {device} (no CLIP needed); seed {plan.seed}")
+    tensors = [stored_image(pixels, device) for _, pixels in decoded]
+    del decoded
+    evidence_tensors = _evidence_tensors(options, plan, guide, device, side, echo)
+    if guide is not None:
+        guide.release_text_tower()
+    view_size = guide.image_size if guide is not None else (DEFAULT_VIEW_SIZE, DEFAULT_VIEW_SIZE)
+    interpolation = guide.interpolation if guide is not None else "bicubic"
+    sampler = ViewSampler(tensors, view_size, options.batch_size, plan.seed, interpolation)
+    weights = LossWeights(options.image_smoothness, options.image_regularization,
+                          options.black_preservation, options.lut_smoothness, options.highlight_preservation)
+    lut = _trainable_lut(options, device)
+    objective = Objective(guide, evidence_tensors, weights, plan.seed)
+    trainer = LutTrainer(objective, sampler, lut, options.learning_rate)
+    log = None
+    if plan.log_dir is not None:
+        log = TrainingLog(plan.log_dir, plan.title, plan.test_pixels, device, warn)
+        echo(f"Training logs will be saved to: {plan.log_dir}/")
+    return _Run(trainer, lut, log, source.label if source is not None else None, skipped, len(tensors))
+
+
+def _load_guide(options: OptimizeOptions, source, device, echo, warn, plan: Plan):
+    """Load CLIP, say which, and warn about texts longer than its text tower reads."""
+    import torch
+
+    from lutgen.guidance.clip import load_clip
+
     guide = load_clip(device=device, precision=options.clip_precision, source=source)
     precision = "bfloat16" if guide.amp_dtype == torch.bfloat16 else "float32"
     echo(f"Using device: {device} (CLIP {source.label} in {precision}); seed {plan.seed}")
-    overflow = guide.text_limit(plan.prompt)
-    if overflow is not None:
-        warn(f"the prompt is {overflow[0]} tokens long and CLIP reads {overflow[1]}; its end is ignored")
-    text_embedding = guide.embed_text(plan.prompt)
-    tensors = [stored_image(pixels, device) for _, pixels in decoded]
-    del decoded
-    sampler = ViewSampler(tensors, guide.image_size, options.batch_size, plan.seed, guide.interpolation)
-    weights = LossWeights(options.image_smoothness, options.image_regularization,
-                          options.black_preservation, options.lut_smoothness, options.highlight_preservation)
-    lut = BoundedLUT(options.lut_size, device=device)
-    trainer = LutTrainer(guide, sampler, lut, text_embedding, weights, options.learning_rate)
-    log = None
-    if plan.log_dir is not None:
-        log = TrainingLog(plan.log_dir, plan.prompt, plan.test_pixels, device, warn)
-        echo(f"Training logs will be saved to: {plan.log_dir}/")
-    return _Run(trainer, lut, log, source.label, skipped, len(tensors))
+    texts = plan.evidence.texts()
+    for text in texts:
+        overflow = guide.text_limit(text)
+        if overflow is not None:
+            named = "the prompt" if len(texts) == 1 else f"the prompt {text[:40]!r}"
+            warn(f"{named} is {overflow[0]} tokens long and CLIP reads {overflow[1]}; its end is ignored")
+    return guide
+
+
+def _evidence_tensors(options: OptimizeOptions, plan: Plan, guide, device, side: int, echo):
+    """The evidence embedded, sampled and moved onto the device (:mod:`lutgen.tasks.optimize_evidence`)."""
+    from lutgen.optim.objective import EvidenceTensors, EvidenceWeights
+    from lutgen.tasks.optimize_evidence import pair_tensors, reference_tensors, text_tensors
+
+    evidence = plan.evidence
+    prompts = prompt_weights = directions = negatives = negative_weights = None
+    if guide is not None:
+        prompts, prompt_weights, directions, negatives, negative_weights = text_tensors(guide, evidence, device)
+    references = reference_oklab = None
+    if evidence.references:
+        echo(f"Reading {len(evidence.references)} reference photo(s)")
+        references, reference_oklab = reference_tensors(
+            evidence.references, guide, device, side, plan.seed, need_embeddings=options.reference_similarity > 0)
+    pair_before = pair_after = None
+    if evidence.pairs:
+        echo(f"Reading {len(evidence.pairs)} before/after pair(s)")
+        pair_before, pair_after = pair_tensors(evidence.pairs, device, plan.seed)
+    weights = EvidenceWeights(options.reference_similarity, options.reference_colors, options.pair_weight)
+    return EvidenceTensors(prompts, prompt_weights, directions, negatives, negative_weights, references,
+                           reference_oklab, pair_before, pair_after, weights)
+
+
+def _trainable_lut(options: OptimizeOptions, device):
+    """The trainable LUT of the chosen representation (:mod:`lutgen.optim.parameterisation`)."""
+    from lutgen.optim.parameterisation import BoundedLUT, MonochromeLUT, StructuredLUT
+
+    if options.monochrome:
+        return MonochromeLUT(options.lut_size, device=device)
+    if options.representation == "lattice":
+        return BoundedLUT(options.lut_size, device=device)
+    return StructuredLUT(options.lut_size, device=device)
 
 
 def _write_result(run: _Run, options: OptimizeOptions, plan: Plan, steps_done: int, stop, echo):
     """Write the LUT reached (atomically); an interruption while writing leaves the output as it was."""
     from lutgen.optim.trainer import NonFiniteLoss
 
-    comments = [settings_comment(options, plan, run.weights_label)]
+    comments = list(recipe_lines(options, plan, run.weights_label))
     if isinstance(stop, KeyboardInterrupt):
         comments.append(f"interrupted after step {steps_done} of {options.steps}")
     elif isinstance(stop, NonFiniteLoss):
         comments.append(f"stopped after step {steps_done} of {options.steps}: the next loss was not finite")
-    lut = run.lut.to_lut(title=plan.prompt, comments=tuple(comments))
+    lut = run.lut.to_lut(title=plan.title, comments=tuple(comments))
     output = Path(options.output_path)
     try:
         echo(f"Writing the LUT to {output}")
@@ -276,7 +342,7 @@ def _stopped(run: _Run, options: OptimizeOptions, records: list, stop, steps_don
                    f"is written to {output}")
 
 
-def _stopped_before_the_first_step(stop, options: OptimizeOptions, weights_label: str) -> None:
+def _stopped_before_the_first_step(stop, options: OptimizeOptions, weights_label: str | None) -> None:
     """An interruption or a non-finite loss before any step was taken: nothing is written."""
     if isinstance(stop, KeyboardInterrupt):
         raise OptimizeInterrupted("optimising", "interrupted before the first step finished; nothing was written",
@@ -284,7 +350,7 @@ def _stopped_before_the_first_step(stop, options: OptimizeOptions, weights_label
     raise Diverged(f"{_divergence(stop, options, weights_label)}; nothing was written")
 
 
-def _divergence(stop, options: OptimizeOptions, weights_label: str) -> str:
+def _divergence(stop, options: OptimizeOptions, weights_label: str | None) -> str:
     """What went wrong in a :class:`~lutgen.optim.trainer.NonFiniteLoss`, and the likely options."""
     total = stop.record.total
     word = "NaN" if math.isnan(total) else "infinite" if math.isinf(total) else "not finite"
@@ -331,7 +397,7 @@ def _train(trainer, options: OptimizeOptions, log: TrainingLog | None, records: 
         return stop
     except torch.OutOfMemoryError:
         raise LutgenError(
-            f"the {trainer.lut.raw.device.type} device ran out of memory at step {trainer.steps_done + 1}; nothing "
+            f"the {trainer.lut.device.type} device ran out of memory at step {trainer.steps_done + 1}; nothing "
             f"was written: use a smaller --batch-size (now {options.batch_size}) or --lut-size (now {options.lut_size})"
         ) from None
     finally:

@@ -14,7 +14,9 @@ Limits, and why:
 - ``--learning-rate`` 1e-6..1 (Adam on ``tanh``-bounded parameters: beyond 1 a single step
   saturates them) and loss weights 0..1000 (1000 already lets one term drown the CLIP loss);
 - at most :data:`MAX_IMAGES` training images, all kept on the device;
-- a prompt of at most :data:`MAX_PROMPT_CHARACTERS` characters without control characters.
+- prompts of at most :data:`~lutgen.tasks.optimize_evidence.MAX_PROMPT_CHARACTERS` characters
+  without control characters, and the other limits of the evidence
+  (:mod:`lutgen.tasks.optimize_evidence`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ from lutgen.guidance import check_clip_precision
 from lutgen.imaging import find_images, load_rgb_float
 from lutgen.lut import MIN_3D_SIZE
 from lutgen.optim.training_log import BUNDLED_IMAGES, PREVIEW_WIDTH, is_log_file_name
+from lutgen.tasks.optimize_evidence import MAX_PROMPT_CHARACTERS, Evidence, check_evidence  # noqa: F401
+from lutgen.tasks.optimize_evidence import inputs as evidence_inputs
 from lutgen.tasks.options import check_number, check_output_file, choose_seed
 
 DEFAULT_TEST_IMAGE = "mate_greenmeadow.jpg"
@@ -48,7 +52,6 @@ MAX_BATCH_SIZE = 256
 per view for ViT-B-32 in float32 (measured), so 7 GB at 256; larger models need more."""
 LEARNING_RATE_RANGE = (1e-6, 1.0)
 MAX_LOSS_WEIGHT = 1000.0
-MAX_PROMPT_CHARACTERS = 1000
 MAX_SNAPSHOTS = 1000
 MAX_SNAPSHOT_BYTES = 2 << 30
 CUBE_BYTES_PER_NODE = 27  # "0.123456 0.123456 0.123456\n"
@@ -61,12 +64,14 @@ MAX_IMAGES = 1000
 (about 2 MB each for 224-pixel models, 4.5 MB for 336), so 1000 take 2 to 5 GB."""
 LOSS_WEIGHT_OPTIONS = ("image-smoothness", "image-regularization", "black-preservation", "lut-smoothness",
                        "highlight-preservation")
+EVIDENCE_WEIGHT_OPTIONS = ("reference-similarity", "reference-colors", "pair-weight")
+REPRESENTATIONS = ("structured", "lattice")
 
 LIMITS = {
     "steps": (1, MAX_STEPS),
     "lut-size": (MIN_3D_SIZE, MAX_LUT_SIZE),
     "learning-rate": LEARNING_RATE_RANGE,
-    **{name: (0.0, MAX_LOSS_WEIGHT) for name in LOSS_WEIGHT_OPTIONS},
+    **{name: (0.0, MAX_LOSS_WEIGHT) for name in (*LOSS_WEIGHT_OPTIONS, *EVIDENCE_WEIGHT_OPTIONS)},
     "batch-size": (1, MAX_BATCH_SIZE),
     "log-interval": (0, MAX_STEPS),
 }
@@ -80,9 +85,24 @@ def default_image_folder() -> Path:
 
 @dataclass
 class OptimizeOptions:
-    """Every option of ``lutgen optimize``, with the command line's defaults."""
+    """Every option of ``lutgen optimize``, with the command line's defaults.
 
-    prompt: str
+    The evidence options (``prompt`` to ``pair_weight``) are described in
+    :mod:`lutgen.tasks.optimize_evidence`; ``prompt`` may be one string or a sequence of them.
+    """
+
+    prompt: str | Sequence[str] = ()
+    prompt_weight: Sequence[float] = ()
+    negative_prompt: Sequence[str] = ()
+    negative_weight: Sequence[float] = ()
+    source_prompt: str | None = None
+    reference_image: Sequence[Path] = ()
+    reference_similarity: float = 1.0
+    reference_colors: float = 1.0
+    pairs: tuple[Path, Path] | None = None
+    pair_weight: float = 1.0
+    monochrome: bool = False
+    representation: str = "structured"
     image_folder: Path | None = None
     lut_size: int = 16
     steps: int = 500
@@ -107,15 +127,20 @@ class OptimizeOptions:
 
 @dataclass
 class Plan:
-    """What :func:`validate` found: the image files, the test image (decoded) and the log folder."""
+    """What :func:`validate` found: the evidence, the image files, the test image (decoded) and the log folder."""
 
-    prompt: str
+    evidence: Evidence
     folder: Path
     images: list[Path]
     test_image: Path
     test_pixels: np.ndarray  # (H, W, 3) float32, at most PREVIEW_WIDTH on its longer side
     log_dir: Path | None
     seed: int
+
+    @property
+    def title(self) -> str:
+        """The title of the ``.cube`` and of the log's snapshots (the first prompt, or the evidence)."""
+        return self.evidence.title()
 
 
 def prompt_slug(prompt: str) -> str:
@@ -124,23 +149,6 @@ def prompt_slug(prompt: str) -> str:
     slug = re.sub(r"[^\w\-.]", "", "_".join(prompt.split()))
     slug = slug.encode("utf-8")[:SLUG_BYTES].decode("utf-8", "ignore")
     return slug.strip("_.-") or "untitled"
-
-
-def check_prompt(prompt: str) -> str:
-    """The prompt with runs of white space (newlines included) as single spaces; an :class:`OptionError`
-    when it is empty, longer than :data:`MAX_PROMPT_CHARACTERS` or holds control characters."""
-    text = " ".join(str(prompt or "").split())
-    if not text:
-        raise OptionError("--prompt is empty; describe the look you want, e.g. 'golden hour warm sunlight'")
-    if len(text) > MAX_PROMPT_CHARACTERS:
-        raise OptionError(
-            f"--prompt is {len(text)} characters long; CLIP reads about 300 (77 tokens), "
-            f"so keep it under {MAX_PROMPT_CHARACTERS}"
-        )
-    control = next((c for c in text if unicodedata.category(c) in ("Cc", "Cs")), None)
-    if control is not None:
-        raise OptionError(f"--prompt holds the control character U+{ord(control):04X}; give plain text")
-    return text
 
 
 def _check_numbers(o: OptimizeOptions) -> None:
@@ -174,6 +182,8 @@ def _check_log_size(o: OptimizeOptions) -> None:
 def _check_choices(o: OptimizeOptions) -> None:
     check_device_name(o.device)
     check_clip_precision(o.clip_precision)
+    if o.representation not in REPRESENTATIONS:
+        raise OptionError(f"--representation {o.representation!r} is not one of {', '.join(REPRESENTATIONS)}")
     if not o.clip_model.strip():
         raise OptionError("--clip-model is empty; give an open_clip model name such as ViT-B-32")
     if not str(o.clip_pretrained).strip():
@@ -199,11 +209,11 @@ def _check_output(path: Path) -> None:
     check_output_file(path, "--output-path", ".cube")
 
 
-def _choose_log_dir(o: OptimizeOptions, prompt: str) -> Path | None:
+def _choose_log_dir(o: OptimizeOptions, title: str) -> Path | None:
     """The log folder (``None`` when logging is off); refused when it cannot be created or written."""
     if o.log_interval == 0:
         return None
-    log_dir = Path(o.log_dir) if o.log_dir is not None else Path("tmp") / "training_logs" / prompt_slug(prompt)
+    log_dir = Path(o.log_dir) if o.log_dir is not None else Path("tmp") / "training_logs" / prompt_slug(title)
     check_path_length(log_dir, "--log-dir")
     check_folder_writable(log_dir, f"--log-dir {log_dir}")
     return log_dir
@@ -279,12 +289,12 @@ def _local_clip_files(o: OptimizeOptions) -> list[Path]:
 
 def validate(o: OptimizeOptions) -> Plan:
     """Check every option and find the inputs, without importing torch. Raises OptionError/ImageError."""
-    prompt = check_prompt(o.prompt)
     _check_numbers(o)
     seed = choose_seed(o.seed)
     _check_choices(o)
     _check_output(Path(o.output_path))
-    log_dir = _choose_log_dir(o, prompt)
+    evidence = check_evidence(o)
+    log_dir = _choose_log_dir(o, evidence.title())
     if o.image_folder is not None:
         check_path_length(Path(o.image_folder), "--image-folder")
     folder = image_folder(o.image_folder, "the training images")
@@ -296,7 +306,7 @@ def validate(o: OptimizeOptions) -> Plan:
         )
     test_image = Path(o.test_image) if o.test_image is not None else _default_test_image(images)
     check_regular_file(test_image, "image", ImageError)
-    inputs = [*images, test_image, *_local_clip_files(o)]
+    inputs = [*images, test_image, *_local_clip_files(o), *evidence_inputs(evidence)]
     _check_nothing_overwritten(Path(o.output_path), log_dir, folder, inputs)
     test_pixels = load_rgb_float(test_image, max_side=PREVIEW_WIDTH)
-    return Plan(prompt, folder, images, test_image, test_pixels, log_dir, seed)
+    return Plan(evidence, folder, images, test_image, test_pixels, log_dir, seed)
