@@ -244,8 +244,8 @@ def one_look(name: str, look, args, tests, chart) -> list[tuple]:
             Image.fromarray(after).save(folder / "out" / f"{photo_name}.png")
             pairs.append((before, after))
         extra = ["--holdout", "none", "--lut-size", str(args.lut_size)]
-        if args.smoothness:
-            extra += ["--smoothness", str(args.smoothness)]
+        if args.lut_smoothness:
+            extra += ["--lut-smoothness", str(args.lut_smoothness)]
         seconds, peak, _ = run_lutgen_fit(folder / "in", folder / "out", folder / "fit.cube", extra)
         rows.append((name, "lutgen fit", score(read_lut(folder / "fit.cube").table, look, tests, chart), seconds, peak))
         x = np.concatenate([b.reshape(-1, 3) for b, _ in pairs]) / 255.0
@@ -286,7 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
     parser.add_argument("--lut-size", type=int, default=33)
-    parser.add_argument("--smoothness", type=float, default=None, help="lutgen fit --smoothness (default: its own)")
+    parser.add_argument("--lut-smoothness", type=float, default=None, help="lutgen fit --lut-smoothness (default: its own)")
     parser.add_argument("--tools-python", default=None, help="python of a venv with lut-estimator etc.")
     parser.add_argument("--darktable", action="store_true", help="also run darktable-lut-generator (slow)")
     parser.add_argument("--skip-timing", action="store_true")

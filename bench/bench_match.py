@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--looks", default=",".join(LOOKS), help="comma-separated looks")
     parser.add_argument("--lut-size", type=int, default=None)
-    parser.add_argument("--smoothness", type=float, default=None)
+    parser.add_argument("--lut-smoothness", type=float, default=None)
     parser.add_argument("--strength", type=float, default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--max-pixels", type=int, default=None)
