@@ -14,8 +14,8 @@ from pairs_fixture import ROOT, bundled_photo, save_unit, write_pairs
 from PIL import Image
 from scipy.sparse.linalg import spsolve
 
-from lutgen.color.cpu import apply_lut_array
 from lutgen import __version__
+from lutgen.color.cpu import apply_lut_array
 from lutgen.errors import ImageError, OptionError
 from lutgen.fileio import file_hash
 from lutgen.formats import read_lut
@@ -239,17 +239,6 @@ def test_zero_weights_give_the_unregularised_table_bit_for_bit():
                                rtol=0, atol=1e-10)
     np.testing.assert_allclose(large[6, 1, 11], [0.9213759422702038, 0.11198289963709197, 0.4475886188455991],
                                rtol=0, atol=1e-10)
-
-
-def test_the_luma_thresholds_are_optimizes():
-    """The blacks and whites are those of optimize's losses (read from its source: importing it loads torch)."""
-    import ast
-
-    tree = ast.parse((ROOT / "lutgen" / "optim" / "losses.py").read_text())
-    constants = {target.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-                 for target in node.targets if isinstance(target, ast.Name) and target.id in ("BLACK_LUMA",
-                                                                                              "WHITE_LUMA", "LUMA_709")}
-    assert constants == {"BLACK_LUMA": lf.BLACK_LUMA, "WHITE_LUMA": lf.WHITE_LUMA, "LUMA_709": tuple(lf.LUMA_709)}
 
 
 # --------------------------------------------------------------------------------------------

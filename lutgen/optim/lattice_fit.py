@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from lutgen.color.luma import BLACK_LUMA, LUMA_709, WHITE_LUMA
 from lutgen.lut import grid
 
 CURVE_KNOTS = 17
@@ -61,12 +62,6 @@ MIN_BINS_PER_AXIS = 64
 """Colour bins per axis, at least (a multiple of the lattice's cells)."""
 DEFAULT_SMOOTHNESS = 3e-6
 """Weight of the lattice prior (per unit mean squared second derivative); chosen by ``bench/bench_fit.py``."""
-BLACK_LUMA = 0.01
-"""Nodes whose Rec.709 luma is under this are the blacks that ``black_weight`` keeps (as in
-:mod:`lutgen.optim.losses`, which this torch-free module does not import)."""
-WHITE_LUMA = 0.99
-"""Nodes whose Rec.709 luma is over this are the whites that ``white_weight`` keeps."""
-LUMA_709 = np.array([0.2126, 0.7152, 0.0722])
 CG_TOLERANCE = 1e-7
 """Conjugate gradients stop when each channel's residual is this fraction of its right-hand side."""
 CG_MAX_ITERATIONS = 200
@@ -151,7 +146,7 @@ def smoothness_prior(n: int) -> sp.csr_matrix:
 
 def node_luma(n: int) -> np.ndarray:
     """Rec.709 luma ``(N^3,)`` of the colour of each node of an ``N``-node lattice, in flat node order."""
-    return grid(n).reshape(-1, 3).astype(np.float64) @ LUMA_709
+    return grid(n).reshape(-1, 3).astype(np.float64) @ np.array(LUMA_709)
 
 
 def identity_pull(n: int, identity_weight: float = 0.0, black_weight: float = 0.0,

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-LUMA_709 = (0.2126, 0.7152, 0.0722)
-BLACK_LUMA = 0.01
-WHITE_LUMA = 0.99  # pixels this bright are whites to keep white
+from lutgen.color.luma import BLACK_LUMA, LUMA_709, WHITE_LUMA
+
 CLIPPING_LEVEL, UNCLIPPED_LEVEL = 0.995, 0.98  # a channel below 0.98 pushed above 0.995 is clipping
 
 

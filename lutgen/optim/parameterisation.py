@@ -49,11 +49,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from lutgen.color.luma import LUMA_709
 from lutgen.color.torch_ops import identity_table
 from lutgen.lut import LUT
 from lutgen.optim.curves import MonotoneCurves
 
-LUMA_709 = (0.2126, 0.7152, 0.0722)
 """Rec.709 luma weights of R, G, B: the starting channel mix of :class:`MonochromeLUT`."""
 CURVE_KNOTS = 17
 """Default number of knots of a tone curve (16 linear segments)."""
