@@ -428,16 +428,16 @@ def test_missing_file_folder_and_extension(tmp_path):
     (tmp_path / "folder.cube").mkdir()
     with pytest.raises(LutgenError, match="folder"):
         read_lut(tmp_path / "folder.cube")
-    (tmp_path / "lut.3dl").write_text("0 1 2\n")
-    with pytest.raises(LutgenError, match=r"'\.3dl' is not a LUT format"):
-        read_lut(tmp_path / "lut.3dl")
+    (tmp_path / "lut.lut").write_text("0 1 2\n")
+    with pytest.raises(LutgenError, match=r"'\.lut' is not a LUT format lutgen knows; use one of \.cube, "):
+        read_lut(tmp_path / "lut.lut")
     upper = tmp_path / "UPPER.CUBE"
     write_lut(LUT.identity(3), upper)
     assert read_lut(upper).is_identity()
     upper.unlink()
-    with pytest.raises(LutgenError, match="'.png' is not a LUT format"):
-        write_lut(LUT.identity(2), tmp_path / "lut.png")
-    assert not (tmp_path / "lut.png").exists()
+    with pytest.raises(LutgenError, match="'.jpg' is not a LUT format"):
+        write_lut(LUT.identity(2), tmp_path / "lut.jpg")
+    assert not (tmp_path / "lut.jpg").exists()
 
 
 def test_mutated_files_never_raise_anything_but_cube_format_error(tmp_path):

@@ -191,5 +191,5 @@ def test_output_path_problems_are_found_before_any_work(tmp_path):
         infer(cube, [image], output_path=tmp_path / "out.xyz")
     with pytest.raises(LutgenError, match="is a folder"):
         infer(cube, [image], output_path=tmp_path)
-    with pytest.raises(LutgenError, match="is a folder, not a .cube"):
+    with pytest.raises(LutgenError, match="is a folder, not a LUT file"):
         infer(tmp_path, [image], output_path=tmp_path / "out.png")
