@@ -48,3 +48,11 @@ def _describe(lut: LUT) -> list[tuple[str, str]]:
 def info(path: Path) -> list[tuple[str, str]]:
     """The rows ``lutgen info`` prints for the LUT file at ``path``: its name, then :func:`describe`."""
     return [("file", str(path))] + describe(read_lut(path))
+
+
+def info_and_health(path: Path) -> tuple[list[tuple[str, str]], dict]:
+    """The rows of :func:`info` and the :func:`lutgen.tasks.health.health` report, reading the file once."""
+    from lutgen.tasks.health import health
+
+    lut = read_lut(path)
+    return [("file", str(path))] + describe(lut), health(lut)
