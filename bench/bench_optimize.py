@@ -30,6 +30,22 @@ Memory: a whole ``main.py optimize --steps N`` run (``--clip-model ViT-B-32 --cl
 weights file, ``--log-interval 0``) as a fresh process, at ``auto`` and at ``bf16``, its peak resident set
 (``ru_maxrss`` of that child alone), against the 1.2 GB goal.
 
+Measured on the 2-core AVX-512 Xeon without bfloat16 instructions (auto is float32 there), torch
+2.15, 2 threads, other work on the machine (1 min 31 s in all):
+
+| 512 px | s/step wall | CPU s/step | x naive (wall) |
+|---|---|---|---|
+| ours (auto = fp32) | 0.455 | 0.863 | 1.52 |
+| ours-fp32 | 0.447 | 0.863 | 1.55 |
+| ours-bf16 (emulated by oneDNN) | 1.415 | 2.783 | 0.49 |
+| naive | 0.694 | 1.346 | 1.00 |
+
+Whole ``optimize`` (5 steps): 1365 MB at auto (float32; 2038 MB before the image tower was read
+lazily, the text tower released and the weights streamed), 1220 MB at bf16 (2068 MB before). About
+760 MB of it is importing torch (537 MB) and open_clip (222 MB, of which torch._dynamo, imported by
+torchvision.ops, 121 MB), and about 115 MB is torch's own interpreter teardown at exit (``python -c
+"import torch"`` peaks at 668 MB, 550 MB before it exits).
+
 Random weights produce denormal numbers that slow the CPU, so denormals are flushed for every
 method. The ``earlier tool`` column divides figures recorded for an earlier text-to-LUT tool on this
 machine, not this run (0.90 s/step at 512 px, about 1.4 s/step at 12 MP), by this run's medians.
