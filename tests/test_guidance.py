@@ -575,6 +575,8 @@ def test_the_image_tower_is_read_when_first_needed_and_a_cut_file_is_one_sentenc
         handle.truncate(start + last_visual_end - 1)  # the image tower's last tensor is cut short
     with pytest.raises(LutgenError, match=r"could not load the CLIP weights .*: the file ends inside a tensor$"):
         guide.release_text_tower()
+    with pytest.raises(LutgenError, match="the file ends inside a tensor"):  # still not read: the same sentence
+        guide.embed_images(torch.rand(1, 3, *guide.image_size))
 
 
 def test_auto_precision_is_bf16_only_on_cpus_with_bf16_matrix_instructions():

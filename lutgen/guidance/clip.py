@@ -436,11 +436,12 @@ class ClipGuide:
 
         Raises a :class:`LutgenError` when its weights cannot be read.
         """
-        prepare, self._prepare_image_tower = self._prepare_image_tower, None
-        if prepare is not None:
-            return_freed_memory()  # what the caller freed before (decoded images, the text tower)
-            prepare()
-            self.model.visual.eval().requires_grad_(False)
+        if self._prepare_image_tower is None:
+            return
+        return_freed_memory()  # what the caller freed before (decoded images, the text tower)
+        self._prepare_image_tower()
+        self._prepare_image_tower = None
+        self.model.visual.eval().requires_grad_(False)
 
     def release_text_tower(self) -> int:
         """Free the text tower (its weights and causal mask) once every prompt is embedded; returns
