@@ -156,6 +156,10 @@ def _parse_block(path: Path, parsed: _Parsed, first_line: int, block: bytes) -> 
     starts, plain = _plain_lines(block)
     count = len(plain)
     ends = np.append(starts[1:], len(block))
+    long = np.flatnonzero(ends - starts > MAX_LINE_BYTES + 1)
+    if len(long):
+        message = f"the line is longer than {MAX_LINE_BYTES} bytes, which no .3dl line needs"
+        raise CubeFormatError(path, message, first_line + int(long[0]))
     index = 0
     for odd in [*np.flatnonzero(~plain).tolist(), count]:
         if odd > index and block[starts[index] : ends[odd - 1]].strip():
