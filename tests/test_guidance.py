@@ -297,6 +297,8 @@ def test_faster_image_tower_computes_the_same_function(tiny_clip_model):
     fast.load_image_tower()  # the faster modules go in when the image tower is read
     assert isinstance(fast.model.visual.conv1, guidance.LinearPatchEmbedding)
     assert isinstance(fast.model.visual.transformer.resblocks[0].attn, guidance.PackedSelfAttention)
+    last = fast.model.visual.transformer.resblocks[-1]
+    assert isinstance(last, vision_tower.ClassTokenBlock) and isinstance(last.inner.attn, guidance.PackedSelfAttention)
     torch.manual_seed(0)
     images = torch.rand(3, 3, *stock.image_size)
     outputs, grads = [], []
@@ -476,10 +478,7 @@ def _stock_visual_state(guide):
     """The tiny image tower's state dict with the sped-up modules' names mapped back to the stock ones."""
     guide.load_image_tower()
     state = guide.model.visual.state_dict()
-    renamed = {}
-    for key, value in state.items():
-        renamed[key.replace("conv1.inner.", "conv1.").replace("attn.inner.", "attn.")] = value
-    return renamed
+    return {key.replace(".inner.", "."): value for key, value in state.items()}  # the wrappers' own names
 
 
 class _ParameterCopies:
@@ -591,3 +590,31 @@ def test_auto_precision_is_bf16_only_on_cpus_with_bf16_matrix_instructions():
     expected = torch.bfloat16 if guidance.native_bf16(here) and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
     assert guidance.autocast_dtype(torch.device("cpu"), "auto") == expected
     assert guidance.autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+
+
+def test_class_token_block_is_the_wrapped_blocks_class_token_in_float64(guide):
+    """The last block computed for the class token alone equals the full block at position 0."""
+    import copy
+
+    guide.load_image_tower()
+    wrapped = copy.deepcopy(guide.model.visual.transformer.resblocks[-1]).double()
+    assert isinstance(wrapped, vision_tower.ClassTokenBlock)
+    torch.manual_seed(5)
+    tokens = torch.randn(3, 17, wrapped.attention.embed_dim, dtype=torch.float64)
+    full = wrapped.inner(tokens)
+    alone = wrapped(tokens)
+    assert alone.shape == (3, 1, tokens.shape[-1])
+    torch.testing.assert_close(alone, full[:, :1], rtol=0, atol=1e-12)
+    assert not torch.allclose(full[:, 1:2], full[:, :1])  # position 0 is not like the others
+
+
+def test_towers_reading_more_than_the_class_token_keep_their_last_block(tiny_clip_model):
+    stock = guidance.load_clip(tiny_clip_model, None, "cpu", "fp32", fast=False)
+    stock.load_image_tower()
+    visual = stock.model.visual
+    assert vision_tower.pools_class_token(visual)
+    for attribute, value in (("output_tokens", True), ("pool_type", "avg")):
+        before = getattr(visual, attribute)
+        setattr(visual, attribute, value)
+        assert not vision_tower.pools_class_token(visual)
+        setattr(visual, attribute, before)
