@@ -1,0 +1,183 @@
+"""Inverting a 3D LUT: the work behind ``lutgen invert``.
+
+For every node colour ``y`` of the output lattice, the inverse holds the input ``x`` with
+``LUT(x) = y``. ``x`` starts at the nearest of the LUT's forward samples (a scattered-data inverse)
+and is refined by damped Gauss-Newton steps on the interpolated LUT, kept inside the LUT's input
+domain; a colour the LUT never produces ends at the reachable colour nearest to it.
+
+A LUT that cannot be inverted is refused in one sentence: a channel that falls along the grey axis
+or along its own input by more than one 8-bit code value, or a LUT that collapses colours (the
+Jacobian's determinant near zero over most of the table, as in a black-and-white look).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from lutgen.color.sampling import Difference, check_interpolation, check_size, compare, dense_sample, evaluate
+from lutgen.errors import LutgenError
+from lutgen.fileio import ensure_not_input
+from lutgen.formats import read_lut, write_lut
+from lutgen.lut import LUT, grid
+from lutgen.tasks.health import cell_determinants, channel_reversal, neutral_reversal, node_lattice
+
+REVERSAL_TOLERANCE = 1.0 / 255
+"""A fall larger than one 8-bit code value along the grey axis or a channel's own input makes a LUT non-invertible."""
+
+COLLAPSED_DETERMINANT = 1e-3
+"""A cell whose Jacobian determinant is below this (the identity's is 1) squeezes colours together."""
+
+COLLAPSED_SHARE = 0.5
+"""A LUT with more than this share of collapsed cells is refused."""
+
+LEAST_DEFAULT_SIZE = 33
+ITERATIONS = 60
+REACHED = 1e-26
+"""A squared residual below this counts as reaching the target colour."""
+SEED_SAMPLES = 65
+"""Nodes per axis of the forward samples the starting points are taken from."""
+
+
+@dataclass(frozen=True)
+class Inverted:
+    """The inverse LUT, its :class:`Difference` from the identity after the round trip ``inverse(LUT(x))``
+    over a dense sample of the input domain, and the share of its nodes the LUT cannot reach."""
+
+    lut: LUT
+    round_trip: Difference
+    unreachable_share: float
+
+
+def why_not_invertible(lut: LUT) -> str | None:
+    """Why ``lut`` cannot be inverted, as the end of a sentence, or ``None`` if it can be."""
+    if lut.table is None:
+        return "it is a 1D LUT; invert works on 3D LUTs"
+    inputs, outputs = node_lattice(lut)
+    det = cell_determinants(inputs, outputs)
+    collapsed = float(np.mean(det < COLLAPSED_DETERMINANT))
+    if collapsed > COLLAPSED_SHARE:
+        return (f"it collapses colours: the Jacobian's determinant is near zero in {100 * collapsed:.0f}% of its "
+                "cells (as in a black-and-white look), so many inputs give the same output")
+    neutral = neutral_reversal(inputs, outputs, REVERSAL_TOLERANCE)
+    if neutral is not None:
+        return f"it is not monotonic along the grey axis: {neutral}"
+    channel = channel_reversal(inputs, outputs, REVERSAL_TOLERANCE)
+    if channel is not None:
+        return f"it is not monotonic per channel: {channel}"
+    return None
+
+
+def _jacobians(lut: LUT, x: np.ndarray, residual_at, interpolation: str, step: np.ndarray) -> np.ndarray:
+    """``(P, 3, 3)`` derivatives of the LUT at ``x`` ``(P, 3)`` by one-sided differences into the domain."""
+    lo, hi = lut.input_domain
+    jac = np.empty(x.shape + (3,))
+    for c in range(3):
+        h = np.where(x[:, c] + step[c] <= hi[c], step[c], -step[c])
+        moved = x.copy()
+        moved[:, c] += h
+        jac[:, :, c] = (evaluate(lut, moved, interpolation) - residual_at) / h[:, None]
+    return jac
+
+
+def extended(lut: LUT, x: np.ndarray, interpolation: str, step: np.ndarray) -> np.ndarray:
+    """The LUT at ``x`` ``(P, 3)`` continued linearly beyond its input domain.
+
+    Inside the domain this is the LUT; outside, the LUT at the nearest point of the domain plus its
+    derivative there times the distance, so the inverse of a colour the LUT never produces continues
+    the inverse of the colours it does produce smoothly.
+    """
+    lo, hi = lut.input_domain
+    inside = np.clip(x, lo, hi)
+    y = evaluate(lut, inside, interpolation)
+    outside = np.any(inside != x, axis=1)
+    if outside.any():
+        jac = _jacobians(lut, inside[outside], y[outside], interpolation, step)
+        y[outside] += (jac @ (x[outside] - inside[outside])[:, :, None])[:, :, 0]
+    return y
+
+
+def solve_inputs(lut: LUT, targets: np.ndarray, interpolation: str = "trilinear", extend: bool = False) -> np.ndarray:
+    """Inputs ``(P, 3)`` whose outputs are nearest to ``targets`` ``(P, 3)``.
+
+    Starts from the nearest of ``65``^3 forward samples, then damped Gauss-Newton (Levenberg-Marquardt)
+    steps, each kept only where it lowers the residual; a colour stops when it is reached or its steps
+    stall. With ``extend`` false the inputs stay inside the LUT's input domain, so a colour the LUT
+    never produces gets the input of the nearest colour it does produce; with ``extend`` true the LUT is
+    continued linearly beyond its domain (:func:`extended`, up to half a span) and such a colour gets
+    the continuation of the inverse.
+    """
+    lo, hi = lut.input_domain
+    span = hi - lo
+    low, high = (lo - span / 2, hi + span / 2) if extend else (lo, hi)
+    step = span * 1e-7
+    seeds = grid(SEED_SAMPLES, lut.input_domain).reshape(-1, 3)
+    _, nearest = cKDTree(evaluate(lut, seeds, interpolation)).query(targets)
+    x = seeds[nearest]
+    y = evaluate(lut, x, interpolation)
+    cost = np.sum((y - targets) ** 2, axis=1)
+    damping = np.full(x.shape[0], 1e-6)
+    active = np.flatnonzero(cost > REACHED)
+    for _ in range(ITERATIONS):
+        if active.size == 0:
+            break
+        xa, ya, ta = x[active], y[active], targets[active]
+        inside = np.clip(xa, lo, hi)
+        jac = _jacobians(lut, inside, evaluate(lut, inside, interpolation), interpolation, step)
+        jt = np.transpose(jac, (0, 2, 1))
+        normal = jt @ jac + damping[active, None, None] * np.eye(3)
+        delta = np.linalg.solve(normal, jt @ (ta - ya)[:, :, None])[:, :, 0]
+        candidate = np.clip(xa + delta, low, high)
+        y_new = extended(lut, candidate, interpolation, step)
+        cost_new = np.sum((y_new - ta) ** 2, axis=1)
+        better = cost_new < cost[active]
+        kept = active[better]
+        x[kept], y[kept], cost[kept] = candidate[better], y_new[better], cost_new[better]
+        damping[active] = np.where(better, damping[active] * 0.1, damping[active] * 10.0).clip(1e-12, 1e8)
+        active = active[(cost[active] > REACHED) & (damping[active] < 1e8)]
+    return x
+
+
+def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool = False) -> tuple[LUT, float]:
+    """``(inverse LUT, unreachable share)``: a ``size``^3 table over the LUT's input domain.
+
+    The unreachable share is that of nodes whose colour the LUT comes no nearer to than half an 8-bit
+    code value; they hold the input of the nearest reachable colour, or with ``extend`` the linear
+    continuation of the inverse (see :func:`solve_inputs`).
+    """
+    domain = lut.input_domain
+    targets = grid(size, domain).reshape(-1, 3)
+    x = solve_inputs(lut, targets, interpolation, extend)
+    lo, hi = domain
+    miss = np.abs(evaluate(lut, np.clip(x, lo, hi), interpolation) - targets).max(axis=1)
+    title = f"inverse of {lut.title}" if lut.title else None
+    return LUT(x.reshape(size, size, size, 3), domain, title=title), float(np.mean(miss > 0.5 / 255))
+
+
+def invert(source: Path, output: Path, size: int | None = None, interpolation: str = "trilinear",
+           extend: bool = False) -> Inverted:
+    """Read ``source``, refuse it if it cannot be inverted, write its inverse to ``output``.
+
+    The default ``size`` is the source's, at least 33.
+
+    Raises:
+        LutgenError: an unreadable or non-invertible source, a bad option, an output that is the
+            source, or a failed write.
+    """
+    check_interpolation(interpolation)
+    if size is not None:
+        check_size(size)
+    lut = read_lut(source)
+    ensure_not_input(output, [source])
+    reason = why_not_invertible(lut)
+    if reason is not None:
+        raise LutgenError(f"cannot invert {source}: {reason}")
+    size = max(lut.size, LEAST_DEFAULT_SIZE) if size is None else size
+    inv, unreachable = inverse(lut, size, interpolation, extend)
+    x = dense_sample(lut.input_domain, 1 << 16)
+    round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
+    write_lut(inv, output)
+    return Inverted(inv, round_trip, unreachable)
