@@ -2,3 +2,7 @@
 
 from lutgen.cli import enhance, evaluate, fit, infer, info, match, optimize, train  # noqa: F401
 from lutgen.cli import hald  # noqa: F401
+from lutgen.cli import convert  # noqa: F401
+from lutgen.cli import combine  # noqa: F401
+from lutgen.cli import invert  # noqa: F401
+from lutgen.cli import mix  # noqa: F401
