@@ -32,6 +32,7 @@ written with ``decimals`` digits after the point (6: within 5e-7).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +68,17 @@ def read(path: Path) -> LUT:
     lines = read_lines(path, ".csp file", lambda head: _limit(path, head))
     kind, prelut, after = _header(path, lines)
     rows, numbers = data_lines(lines, after)
-    if kind == "3D":
-        return _read_3d(path, rows, numbers, prelut, after)
-    return _read_1d(path, rows, numbers, prelut, after)
+    lut = (_read_3d if kind == "3D" else _read_1d)(path, rows, numbers, prelut, after)
+    return replace(lut, comments=_metadata(lines))
+
+
+def _metadata(lines: list[str]) -> tuple[str, ...]:
+    """The lines of the ``BEGIN METADATA`` block (the header has been checked), stripped."""
+    rows, _ = data_lines(lines, 0)
+    if len(rows) < 3 or not rows[2].upper().startswith("BEGIN METADATA"):
+        return ()
+    end = next(i for i in range(3, len(rows)) if rows[i].upper().startswith("END METADATA"))
+    return tuple(rows[3:end])
 
 
 def _limit(path: Path, head: list[str]) -> int:
@@ -251,7 +260,7 @@ def write(lut: LUT, path: Path, *, decimals: int = 6) -> None:
     path = Path(path)
     decimals = check_decimals(decimals)
     if lut.table is None:
-        prelut = _written_prelut(Shaper.identity(2, lut.shaper.domain), np.array([[0.0] * 3, [1.0] * 3]))
+        prelut = _written_prelut(Shaper.identity(2, lut.shaper.domain), lut.shaper.domain)
         body = f"{lut.shaper.size}\n" + format_rows(check_finite(lut.shaper.table, path), decimals).decode()
         kind = "1D"
     else:
