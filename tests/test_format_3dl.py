@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import PyOpenColorIO as ocio
 import pytest
-
 from cli_runner import one_sentence_error, run_lutgen
+
 from lutgen.color.cpu import apply_lut_array
 from lutgen.errors import CubeFormatError, LutgenError, LutgenWarning, OptionError
 from lutgen.formats import read_lut, threedl, write_lut

@@ -11,9 +11,9 @@ import subprocess
 
 import numpy as np
 import pytest
+from cli_runner import one_sentence_error, run_lutgen
 from PIL import Image
 
-from cli_runner import one_sentence_error, run_lutgen
 from lutgen.color.cpu import apply_lut_array
 from lutgen.errors import ImageError, LutgenError, OptionError
 from lutgen.formats import hald, read_lut, write_lut
@@ -166,9 +166,8 @@ def test_cli_writes_an_identity_hald(tmp_path):
 
 
 def test_cli_default_is_level_12_at_16_bits(tmp_path):
-    from lutgen.tasks.hald import write_identity_hald
-
     from lutgen.imaging.reading import load_image
+    from lutgen.tasks.hald import write_identity_hald
 
     path = write_identity_hald(tmp_path / "id.tif")
     image = load_image(path)

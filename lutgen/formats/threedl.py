@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from lutgen.errors import CubeFormatError, LutgenError, LutgenWarning, OptionError
+from lutgen.fileio import atomic_write_bytes
 from lutgen.formats.cube_lines import megabytes, open_regular_file
 from lutgen.lut import LUT, MAX_1D_SIZE, MAX_3D_SIZE, MIN_3D_SIZE, Shaper
-from lutgen.fileio import atomic_write_bytes
 
 FLAVOURS = ("lustre", "nuke")
 BIT_DEPTHS = (10, 12, 16)
@@ -64,7 +64,7 @@ MAX_FILE_BYTES = SLACK_BYTES + ROW_BYTES * MAX_ROWS
 _MAX_DIGITS = 9
 
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_INTEGER = re.compile(r"[+-]?[0-9]{1,%d}" % _MAX_DIGITS)
+_INTEGER = re.compile(rf"[+-]?[0-9]{{1,{_MAX_DIGITS}}}")
 # --- reading --------------------------------------------------------------------------------
 
 
@@ -134,9 +134,8 @@ def _blocks(path: Path, stream) -> Iterator[tuple[int, bytes]]:
         block, rest = data[:cut], data[cut:]
         carry = rest + carry
         if len(carry) > MAX_LINE_BYTES:
-            raise CubeFormatError(
-                path, f"the line is longer than {MAX_LINE_BYTES} bytes, which no .3dl line needs", line + block.count(b"\n")
-            )
+            message = f"the line is longer than {MAX_LINE_BYTES} bytes, which no .3dl line needs"
+            raise CubeFormatError(path, message, line + block.count(b"\n"))
         if block:
             if b"\x00" in block:
                 at = line + block.count(b"\n", 0, block.find(b"\x00"))
@@ -217,7 +216,8 @@ def _parse_line(path: Path, parsed: _Parsed, raw: bytes, line: int) -> list[int]
     except UnicodeDecodeError:
         text = raw.decode("latin-1").strip()
         if not text.startswith("#"):
-            raise CubeFormatError(path, "the line holds bytes that are not ASCII text, so this is not a .3dl file", line) from None
+            message = "the line holds bytes that are not ASCII text, so this is not a .3dl file"
+            raise CubeFormatError(path, message, line) from None
     if not text:
         return None
     if text.startswith("#"):
