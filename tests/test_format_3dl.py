@@ -268,6 +268,17 @@ def test_overlong_line_is_refused(tmp_path, monkeypatch):
         read_lut(path)
 
 
+def test_too_many_rows_and_too_large_files_are_refused(tmp_path, monkeypatch):
+    path = tmp_path / "big.3dl"
+    path.write_text(GOOD_ROWS * 3)
+    monkeypatch.setattr(threedl, "MAX_ROWS", 20)
+    with pytest.raises(CubeFormatError, match="more than 20 data rows"):
+        read_lut(path)
+    monkeypatch.setattr(threedl, "MAX_FILE_BYTES", 100)
+    with pytest.raises(CubeFormatError, match=r"big\.3dl: the file has 252 bytes, more than the 100 bytes"):
+        read_lut(path)
+
+
 def test_cli_reports_a_malformed_file_in_one_sentence(tmp_path):
     path = tmp_path / "bad.3dl"
     path.write_text(GOOD_ROWS.replace("0 0 4095", "0 0 nope"))

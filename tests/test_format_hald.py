@@ -15,7 +15,7 @@ from cli_runner import one_sentence_error, run_lutgen
 from PIL import Image
 
 from lutgen.color.cpu import apply_lut_array
-from lutgen.errors import ImageError, LutgenError, OptionError
+from lutgen.errors import ImageError, LutgenError, LutgenWarning, OptionError
 from lutgen.formats import hald, read_lut, write_lut
 from lutgen.lut import LUT, Shaper, grid
 
@@ -84,6 +84,13 @@ def test_other_sizes_shapers_and_domains_are_sampled(tmp_path):
     write_lut(lut, path, level=4)
     back = read_lut(path)
     assert np.abs(back.table - apply_lut_array(grid(16), lut)).max() <= 0.5 / 65535 + 1e-12
+
+
+def test_out_of_range_outputs_are_clipped_with_a_warning(tmp_path):
+    lut = LUT(np.random.default_rng(3).uniform(-0.2, 1.2, (4, 4, 4, 3)))
+    with pytest.warns(LutgenWarning, match="outside 0..1 were clipped"):
+        write_lut(lut, tmp_path / "clip.png", bit_depth=8)
+    assert np.array_equal(read_lut(tmp_path / "clip.png").table, np.floor(np.clip(lut.table, 0, 1) * 255 + 0.5) / 255)
 
 
 @pytest.mark.parametrize(("size", "level"), [(16, 4), (17, 4), (33, 6), (64, 8), (65, 8), (2, 2), (3, 2), (5, 2)])

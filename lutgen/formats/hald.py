@@ -17,11 +17,12 @@ outputs outside 0..1 are clipped, as an image holds no others. The precision is 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from lutgen.errors import ImageError, OptionError
+from lutgen.errors import ImageError, LutgenWarning, OptionError
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE, grid
 
 LEVELS = range(2, 17)
@@ -106,6 +107,7 @@ def write(
     level = default_level(lut) if level is None else level
     _check_options(level, bit_depth)
     table = sample_unit_lattice(lut, level * level, interpolation)
+    _warn_if_clipped(table, path)
     save_image(ImageData(rgb=_to_pixels(table, level, bit_depth)), path)
 
 
@@ -121,6 +123,16 @@ def _check_options(level: int, bit_depth: int) -> None:
         raise OptionError(f"a Hald CLUT level must be from {LEVELS[0]} to {LEVELS[-1]}, not {level}")
     if bit_depth not in BIT_DEPTHS:
         raise OptionError(f"a Hald CLUT's bit depth must be 8 or 16, not {bit_depth}")
+
+
+def _warn_if_clipped(table: np.ndarray, path: Path) -> None:
+    clipped = int(np.count_nonzero((table < 0) | (table > 1)))
+    if clipped:
+        warnings.warn(
+            f"{clipped} output values outside 0..1 were clipped in {path}: an image holds no others",
+            LutgenWarning,
+            stacklevel=3,
+        )
 
 
 def _to_pixels(table: np.ndarray, level: int, bit_depth: int) -> np.ndarray:
