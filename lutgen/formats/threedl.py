@@ -3,7 +3,8 @@
 What a file means, as OpenColorIO's 3dl reader interprets it (``FileFormat3DL.cpp``):
 
 - Blank lines, ``#`` comments and lines that start with a word (``3DMESH``, ``Mesh 4 12``, ``LUT8``,
-  ``gamma 1.0``) are skipped. A line starting with ``<`` (XML) is an error.
+  ``gamma 1.0``) are skipped. A line starting with ``<`` (XML) is an error, and so is a line that
+  starts with a number but holds something other than integers (OpenColorIO skips it silently).
 - The one line of more than three integers is the mesh line (the input positions). Its bit depth
   is inferred from its largest value (below); when every value is within 2 codes of the evenly
   spaced ramp ``i * max / (M - 1)`` it is an identity and ignored, otherwise it is a 1D shaper
