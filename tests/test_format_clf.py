@@ -165,7 +165,7 @@ def test_synthetic_round_trip_keeps_domain_and_shaper(tmp_path):
     rescaled = (middle.shaper.table - table_domain[0]) / (table_domain[1] - table_domain[0])
     np.testing.assert_allclose(back.shaper.table, rescaled, rtol=0, atol=5e-7 + 1e-12)
     colours = rng.uniform(-0.7, 2.7, (4000, 3))
-    np.testing.assert_allclose(apply_lut_array(colours, back), apply_lut_array(colours, lut), rtol=0, atol=2e-6)
+    np.testing.assert_allclose(apply_lut_array(colours, back), apply_lut_array(colours, middle), rtol=0, atol=2e-6)
 
 
 # ------------------------------------------------------------------------------------------------
