@@ -1,6 +1,7 @@
 """Rising Sun Research CineSpace ``.csp`` files, read as OpenColorIO reads them, and written.
 
-Layout: ``CSPLUTV100``, ``3D`` or ``1D``, an optional ``BEGIN METADATA`` ... ``END METADATA`` block,
+Layout: ``CSPLUTV100``, ``3D`` or ``1D``, an optional ``BEGIN METADATA`` ... ``END METADATA`` block
+(its first line is the title, the others comments, as colour-science reads them),
 then for each of red, green and blue a pre-LUT: a count ``m``, a line of ``m`` input positions and a
 line of ``m`` output values (a count below 2 means the identity over 0..1). Then for ``3D`` a line
 ``N N N`` and ``N``^3 rows, red fastest; for ``1D`` a count ``n`` and ``n`` rows of three values.
@@ -69,7 +70,8 @@ def read(path: Path) -> LUT:
     kind, prelut, after = _header(path, lines)
     rows, numbers = data_lines(lines, after)
     lut = (_read_3d if kind == "3D" else _read_1d)(path, rows, numbers, prelut, after)
-    return replace(lut, comments=_metadata(lines))
+    metadata = _metadata(lines)
+    return replace(lut, title=metadata[0] if metadata else None, comments=metadata[1:])
 
 
 def _metadata(lines: list[str]) -> tuple[str, ...]:
@@ -269,9 +271,9 @@ def write(lut: LUT, path: Path, *, decimals: int = 6) -> None:
         n = lut.size
         body = f"{n} {n} {n}\n" + format_rows(check_finite(lut.table.reshape(-1, 3), path), decimals).decode()
         kind = "3D"
-    lines = ["CSPLUTV100", kind, ""]
-    if lut.title or lut.comments:
-        lines += ["BEGIN METADATA", *([lut.title] if lut.title else []), *lut.comments, "END METADATA", ""]
+    # The metadata block is always written: colour-science's reader needs one.
+    lines = ["CSPLUTV100", kind, "", "BEGIN METADATA", *([lut.title] if lut.title else []), *lut.comments,
+             "END METADATA", ""]
     for positions, outputs in prelut:
         check_finite(outputs, path)
         lines += [str(len(positions)), _numbers(positions), _numbers(outputs)]
