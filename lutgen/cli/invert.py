@@ -15,20 +15,20 @@ def invert(
     output: Path = typer.Option(..., "--output", "-o", help="The inverse LUT file (format by extension)."),
     size: int = typer.Option(None, "--size", help="Nodes per axis (2-256) [default: the input's, at least 33]."),
     interpolation: str = typer.Option("trilinear", help="How the LUT is interpolated: trilinear or tetrahedral."),
-    extend: bool = typer.Option(
-        False, "--extend", help="Continue the inverse beyond the colours the LUT reaches instead of clamping "
-        "to the nearest (values may leave the domain by up to half its span)."
+    clamp: bool = typer.Option(
+        False, "--clamp", help="Map colours the LUT never produces to the input of the nearest colour it does "
+        "produce, inside the domain [default: continue the inverse smoothly, values may leave the domain]."
     ),
 ) -> None:
     """Write the LUT that undoes LUT_FILE, with the round-trip error; refuse a LUT that cannot be undone.
 
-    Colours the LUT never produces map to the input of the nearest colour it does produce (or, with
-    --extend, to the inverse continued linearly).
+    Colours the LUT never produces get the inverse continued smoothly beyond the LUT's domain (or,
+    with --clamp, the input of the nearest colour it does produce).
     """
     from lutgen.tasks.invert import invert as run_invert
 
-    result = run_invert(lut_file, output, size, interpolation, extend)
+    result = run_invert(lut_file, output, size, interpolation, not clamp)
     typer.echo(f"wrote {output}: inverse at {result.lut.size}^3 nodes, "
                f"{100 * result.unreachable_share:.1f}% of them out of the LUT's reach "
-               f"({'continued' if extend else 'clamped to the nearest'})")
+               f"({'clamped to the nearest' if clamp else 'continued'})")
     typer.echo(f"round trip inverse(LUT(x)) against x: {result.round_trip.describe()}")

@@ -16,7 +16,8 @@ import numpy as np
 from lutgen.color.sampling import Difference, check_interpolation, check_size, compare, dense_sample, evaluate, table_only
 from lutgen.errors import OptionError
 from lutgen.fileio import ensure_not_input
-from lutgen.formats import read_lut, write_lut
+from lutgen.formats import format_module, read_lut, write_lut
+from lutgen.tasks.convert import write_options
 from lutgen.lut import LUT, SMALLEST_SPAN, grid
 
 LEAST_DEFAULT_SIZE = 33
@@ -86,5 +87,5 @@ def combine(sources: list[Path], output: Path, size: int | None = None,
     combined = compose(luts, size, interpolation)
     x = dense_sample(luts[0].input_domain)
     difference = compare(evaluate(combined, x, interpolation), apply_chain(luts, x, interpolation))
-    write_lut(combined, output)
+    write_lut(combined, output, **write_options(format_module(output, 'write'), combined))
     return Combined(combined, size, difference)

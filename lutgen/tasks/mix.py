@@ -17,7 +17,8 @@ import numpy as np
 from lutgen.color.sampling import Difference, check_interpolation, check_size, compare, dense_sample, evaluate
 from lutgen.errors import OptionError
 from lutgen.fileio import ensure_not_input
-from lutgen.formats import read_lut, write_lut
+from lutgen.formats import format_module, read_lut, write_lut
+from lutgen.tasks.convert import write_options
 from lutgen.lut import LUT, Shaper, grid
 
 LEAST_RESAMPLED_SIZE = 33
@@ -107,5 +108,5 @@ def mix(first: Path, second: Path | None, strength: float, output: Path, size: i
     lut, exact = blend(a, b, strength, size, interpolation)
     x = dense_sample(a.input_domain)
     difference = compare(evaluate(lut, x, interpolation), _exact_blend(a, b, strength, x, interpolation))
-    write_lut(lut, output)
+    write_lut(lut, output, **write_options(format_module(output, 'write'), lut))
     return Mixed(lut, exact, difference)

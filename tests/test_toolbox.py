@@ -1,0 +1,341 @@
+"""The LUT toolbox: float64 sampling, convert, combine, invert and mix, against independent references.
+
+References: the float64 interpolation of ``tests/reference.py``, the compiled CPU applier, hand-built
+tables whose compositions and blends are known in closed form, and the files read back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_runner import one_sentence_error, run_lutgen
+from lutgen.color.cpu import apply_lut_array
+from lutgen.color.sampling import compare, dense_sample, evaluate, fidelity, psnr, resample
+from lutgen.errors import LutgenError, OptionError
+from lutgen.formats import read_lut, write_lut
+from lutgen.lut import LUT, Shaper, grid
+from lutgen.tasks.combine import compose, default_size
+from lutgen.tasks.convert import convert, exact_decimals
+from lutgen.tasks.invert import inverse, invert, solve_inputs, why_not_invertible
+from lutgen.tasks.mix import blend, mix
+from reference import apply_reference, nonlinear_lut, random_colours, random_shaper, smooth_random_lut
+
+ROOT = Path(__file__).resolve().parents[1]
+VELVIA = ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube"
+HP5 = ROOT / "lutgen" / "data" / "luts" / "ilford_hp5_plus_400.cube"
+PHOTOS = ("astronaut.jpg", "coffee.jpg", "flower.jpg", "china.jpg", "mate_garden.jpg")
+MIX = np.array([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.1, 0.9]])
+
+
+def shaped_lut(seed: int = 0) -> LUT:
+    """A nonlinear 9^3 table over a non-unit, per-channel domain after a random shaper."""
+    rng = np.random.default_rng(seed)
+    table = nonlinear_lut(9, rng, domain=[[-0.1, 0.0, 0.1], [1.2, 1.0, 0.9]])
+    shaper = random_shaper(20, rng, domain=[[-0.2, 0.0, 0.0], [1.1, 1.0, 1.0]], out_range=(-0.1, 1.2))
+    return LUT(table.table, table.domain, shaper=shaper)
+
+
+def smooth_invertible_lut(size: int = 17) -> LUT:
+    """Per-channel gammas (0.8, 0.9, 1.1) then a mild channel mix whose rows sum to 1."""
+    return LUT((grid(size) ** np.array([0.8, 0.9, 1.1])) @ MIX.T)
+
+
+def photos(reduce: int = 8) -> list[np.ndarray]:
+    return [np.asarray(Image.open(ROOT / "images" / name).convert("RGB").reduce(reduce)) for name in PHOTOS]
+
+
+# --- sampling -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interpolation", ["trilinear", "tetrahedral"])
+def test_evaluate_is_the_cpu_applier_in_float64(interpolation):
+    lut = shaped_lut()
+    x = random_colours(50_000, np.random.default_rng(1), lut.input_domain, margin=0.3)
+    x[:5] = np.nan
+    assert np.array_equal(evaluate(lut, x, interpolation), apply_lut_array(x, lut, interpolation))
+    x32 = x.astype(np.float32)
+    np.testing.assert_allclose(evaluate(lut, x32, interpolation), apply_lut_array(x32, lut, interpolation),
+                               rtol=0, atol=2e-6)
+
+
+def test_evaluate_matches_the_float64_reference_for_any_shape():
+    lut = shaped_lut(2)
+    x = random_colours(6 * 7 * 8, np.random.default_rng(3), lut.input_domain).reshape(6, 7, 8, 3)
+    for interpolation in ("trilinear", "tetrahedral"):
+        expected = apply_reference(x.reshape(-1, 3), lut, interpolation).reshape(x.shape)
+        np.testing.assert_allclose(evaluate(lut, x, interpolation), expected, rtol=0, atol=1e-12)
+
+
+def test_resample_refines_a_trilinear_lut_exactly():
+    lut = nonlinear_lut(9, np.random.default_rng(4))
+    fine = resample(lut, 17)  # every fine cell lies inside one coarse cell: the same multilinear function
+    x = dense_sample(lut.domain, 20_000)
+    np.testing.assert_allclose(evaluate(fine, x), evaluate(lut, x), rtol=0, atol=1e-12)
+    assert fidelity(lut, fine, 20_000) > 200
+    same = resample(lut, 9)
+    np.testing.assert_allclose(same.table, lut.table, rtol=0, atol=1e-15)
+
+
+def test_resample_bakes_shaper_and_domain_into_a_plain_lattice():
+    lut = shaped_lut(5)
+    plain = resample(lut, 11)
+    assert plain.shaper is None and np.array_equal(plain.domain, lut.input_domain)
+    nodes = grid(11, lut.input_domain).reshape(-1, 3)
+    np.testing.assert_allclose(plain.table.reshape(-1, 3), apply_reference(nodes, lut), rtol=0, atol=1e-12)
+
+
+def test_fidelity_is_the_psnr_of_the_difference():
+    lut = nonlinear_lut(5, np.random.default_rng(6))
+    shifted = lut.with_table(lut.table + 0.01)  # every output off by 0.01: MSE 1e-4, PSNR 40 dB
+    assert fidelity(lut, shifted, 5000) == pytest.approx(40.0, abs=1e-9)
+    assert psnr(np.zeros(3), np.zeros(3)) == float("inf")
+    d = compare(np.full((4, 3), 0.5), np.full((4, 3), 0.5 + 2 / 255))
+    assert d.max_code == pytest.approx(2) and d.mean_code == pytest.approx(2)
+
+
+# --- convert --------------------------------------------------------------------------------------
+
+
+def test_convert_cube_to_cube_same_size_is_bit_exact(tmp_path):
+    source = tmp_path / "a.cube"
+    write_lut(smooth_random_lut(11, np.random.default_rng(7)), source)
+    result = run_lutgen("convert", source, tmp_path / "b.cube")
+    assert result.returncode == 0, result.stderr
+    assert "lossless" in result.stdout
+    a, b = read_lut(source), read_lut(tmp_path / "b.cube")
+    assert np.array_equal(a.table, b.table) and np.array_equal(a.domain, b.domain)
+
+
+def test_convert_keeps_values_needing_more_decimals(tmp_path):
+    converted = convert(VELVIA, tmp_path / "v.cube")
+    back, source = read_lut(tmp_path / "v.cube"), read_lut(VELVIA)
+    # the bundled file has 17 significant digits; 15 decimals keep it within 1e-15
+    np.testing.assert_allclose(back.table, source.table, rtol=0, atol=1e-15)
+    assert converted.resampled_to is None and converted.difference.max_code < 1e-12
+    assert exact_decimals(LUT(np.full((2, 2, 2, 3), 0.125))) == 6
+    assert exact_decimals(LUT(np.full((2, 2, 2, 3), 0.1234567))) == 7
+
+
+def test_convert_with_size_resamples_and_reports_the_fidelity(tmp_path):
+    result = run_lutgen("convert", VELVIA, tmp_path / "v33.cube", "--size", "33")
+    assert result.returncode == 0, result.stderr
+    out = read_lut(tmp_path / "v33.cube")
+    source = read_lut(VELVIA)
+    assert out.size == 33
+    expected = apply_reference(grid(33).reshape(-1, 3), source).reshape(out.table.shape)
+    np.testing.assert_allclose(out.table, expected, rtol=0, atol=5e-7)
+    printed = float(re.search(r"PSNR ([0-9.]+) dB", result.stdout).group(1))
+    assert printed == pytest.approx(fidelity(source, out), abs=0.01)
+    assert "resampled to 33^3" in result.stdout
+
+
+def test_convert_reports_what_the_target_file_reads_back_as(tmp_path):
+    lut = shaped_lut(8)
+    source = tmp_path / "shaped.cube"  # Resolve style: shaper and table, one range for all channels
+    write_lut(LUT(lut.table, [[0, 0, 0], [1, 1, 1]], shaper=Shaper(lut.shaper.table)), source, decimals=12)
+    kept = convert(source, tmp_path / "same.cube")
+    assert kept.lossless and read_lut(tmp_path / "same.cube").shaper is not None
+    pytest.importorskip("lutgen.formats.hald")
+    with pytest.warns(Warning):  # the table leaves 0..1, which an image cannot hold
+        result = convert(source, tmp_path / "hald.png")
+    back, read = read_lut(tmp_path / "hald.png"), read_lut(source)
+    x = dense_sample(read.input_domain)
+    assert result.difference == compare(evaluate(back, x), evaluate(read, x))
+    assert not result.lossless
+
+
+@pytest.mark.parametrize("extension", [".png", ".tif", ".3dl", ".csp", ".spi3d", ".clf"])
+def test_convert_to_every_format_and_back(tmp_path, extension):
+    try:
+        from lutgen.formats import format_module
+
+        format_module(Path("x" + extension), "write")
+    except ImportError:
+        pytest.skip(f"no {extension} module yet")
+    there = convert(VELVIA, tmp_path / ("v" + extension))
+    back = convert(tmp_path / ("v" + extension), tmp_path / "back.cube")
+    assert back.lossless or back.difference.max_code < 1e-6  # .cube holds what any format read back
+    assert there.difference.psnr_db > 40
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("convert", VELVIA, "out.xyz"), ("out.xyz", "'.xyz'")),
+        (("convert", "missing.cube", "out.cube"), ("missing.cube",)),
+        (("convert", VELVIA, "out.cube", "--size", "1"), ("--size",)),
+        (("convert", VELVIA, "out.cube", "--interpolation", "cubic"), ("interpolation",)),
+        (("convert", VELVIA, VELVIA), ("refusing to overwrite",)),
+    ],
+)
+def test_convert_errors_are_one_sentence(tmp_path, args, fragments):
+    one_sentence_error(run_lutgen(*args, cwd=tmp_path), *fragments)
+
+
+def test_convert_names_the_line_of_a_malformed_file(tmp_path):
+    bad = tmp_path / "bad.cube"
+    bad.write_text("LUT_3D_SIZE 2\n0 0 0\n1 x 0\n")
+    one_sentence_error(run_lutgen("convert", bad, tmp_path / "out.cube"), "bad.cube", "line")
+    assert not (tmp_path / "out.cube").exists()
+
+
+# --- combine --------------------------------------------------------------------------------------
+
+
+def test_combining_linear_luts_is_exact():
+    gains = LUT(grid(5) * np.array([0.9, 0.7, 0.5]))
+    matrix = LUT(grid(3) @ MIX.T)
+    combined = compose([gains, matrix], 33)
+    x = dense_sample(gains.domain, 20_000)
+    np.testing.assert_allclose(evaluate(combined, x), (x * [0.9, 0.7, 0.5]) @ MIX.T, rtol=0, atol=1e-12)
+
+
+def test_combine_keeps_the_first_shaper_and_is_exact_at_the_nodes():
+    first, second = shaped_lut(9), nonlinear_lut(7, np.random.default_rng(10))
+    combined = compose([first, second], 13)
+    assert combined.shaper is first.shaper and np.array_equal(combined.domain, first.domain)
+    nodes = grid(13, first.domain).reshape(-1, 3)
+    expected = apply_reference(apply_reference(nodes, LUT(first.table, first.domain)), second)
+    np.testing.assert_allclose(combined.table.reshape(-1, 3), expected, rtol=0, atol=1e-12)
+    assert default_size([first, second]) == 33 and default_size([LUT.identity(40), second]) == 40
+
+
+def test_combine_cli_prints_the_error_against_the_chain(tmp_path):
+    result = run_lutgen("combine", VELVIA, HP5, "-o", tmp_path / "c.cube", "--size", "17")
+    assert result.returncode == 0, result.stderr
+    out = read_lut(tmp_path / "c.cube")
+    x = dense_sample(out.domain)
+    chain = apply_reference(apply_reference(x, read_lut(VELVIA)), read_lut(HP5))
+    expected = compare(evaluate(out, x), chain)
+    printed = re.search(r"max ([0-9.e-]+), mean ([0-9.e-]+) 8-bit code values, PSNR ([0-9.]+)", result.stdout)
+    assert float(printed.group(1)) == pytest.approx(expected.max_code, rel=1e-3)
+    assert float(printed.group(2)) == pytest.approx(expected.mean_code, rel=1e-3)
+    assert float(printed.group(3)) == pytest.approx(expected.psnr_db, abs=0.01)
+
+
+def test_combine_errors_are_one_sentence(tmp_path):
+    one_sentence_error(run_lutgen("combine", VELVIA, "-o", tmp_path / "c.cube"), "at least two")
+    one_sentence_error(run_lutgen("combine", VELVIA, HP5, "-o", VELVIA), "refusing to overwrite")
+
+
+# --- mix ------------------------------------------------------------------------------------------
+
+
+def test_mix_with_the_identity_is_exact_node_by_node():
+    lut = nonlinear_lut(6, np.random.default_rng(11), domain=[[0, -0.5, 0], [2, 1, 1]])
+    mixed, exact = blend(lut, None, 0.25)
+    assert exact
+    np.testing.assert_array_equal(mixed.table, 0.75 * grid(6, lut.domain) + 0.25 * lut.table)
+    assert blend(lut, None, 0.0)[0].is_identity(1e-15)
+    np.testing.assert_array_equal(blend(lut, None, 1.0)[0].table, lut.table)
+
+
+def test_mix_of_two_luts_and_of_1d_luts():
+    rng = np.random.default_rng(12)
+    a, b = nonlinear_lut(5, rng), nonlinear_lut(5, rng)
+    mixed, exact = blend(a, b, 0.6)
+    assert exact and np.array_equal(mixed.table, 0.4 * a.table + 0.6 * b.table)
+    shaper = random_shaper(10, rng)
+    one_d, exact = blend(LUT(None, shaper=shaper), None, 0.5)
+    assert exact and np.array_equal(one_d.shaper.table, 0.5 * Shaper.identity(10).table + 0.5 * shaper.table)
+
+
+def test_mix_resamples_different_lattices_to_a_common_one(tmp_path):
+    a, b = smooth_random_lut(9, np.random.default_rng(13)), smooth_random_lut(17, np.random.default_rng(14))
+    mixed, exact = blend(a, b, 0.3)
+    assert not exact and mixed.size == 33
+    nodes = grid(33).reshape(-1, 3)
+    expected = 0.7 * apply_reference(nodes, a) + 0.3 * apply_reference(nodes, b)
+    np.testing.assert_allclose(mixed.table.reshape(-1, 3), expected, rtol=0, atol=1e-12)
+    write_lut(a, tmp_path / "a.cube")
+    write_lut(b, tmp_path / "b.cube")
+    result = mix(tmp_path / "a.cube", tmp_path / "b.cube", 0.3, tmp_path / "m.cube")
+    assert result.difference.max_code < 2 and not result.exact
+
+
+def test_mix_cli_and_its_errors(tmp_path):
+    result = run_lutgen("mix", VELVIA, "--strength", "0.6", "-o", tmp_path / "m.cube")
+    assert result.returncode == 0, result.stderr
+    assert "node by node (exact)" in result.stdout
+    expected = 0.4 * grid(13) + 0.6 * read_lut(VELVIA).table
+    np.testing.assert_allclose(read_lut(tmp_path / "m.cube").table, expected, rtol=0, atol=1e-15)
+    one_sentence_error(run_lutgen("mix", VELVIA, "--strength", "1.5", "-o", tmp_path / "x.cube"), "--strength")
+    one_sentence_error(run_lutgen("mix", VELVIA, "--strength", "0.5", "-o", VELVIA), "refusing to overwrite")
+    with pytest.raises(OptionError):
+        blend(LUT.identity(2), None, float("nan"))
+
+
+# --- invert ---------------------------------------------------------------------------------------
+
+
+def test_inverse_of_a_smooth_lut_combined_with_it_is_the_identity_on_photos():
+    lut = smooth_invertible_lut()
+    inv, unreachable = inverse(lut, 33)
+    identity = compose([lut, inv], 33)
+    for image in photos():
+        assert np.abs(apply_lut_array(image, identity).astype(int) - image).max() <= 1
+    reachable = np.abs(evaluate(lut, np.clip(inv.table, 0, 1)) - grid(33)).max(axis=-1) < 1e-9
+    assert 0.5 < reachable.mean() == pytest.approx(1 - unreachable, abs=0.01)
+
+
+def test_solved_inputs_reach_the_colours_the_lut_produces():
+    lut = read_lut(VELVIA)
+    x = dense_sample(lut.domain, 3000, seed=5)
+    y = evaluate(lut, x)
+    solved = solve_inputs(lut, y)
+    np.testing.assert_allclose(evaluate(lut, np.clip(solved, 0, 1)), y, rtol=0, atol=1e-6)
+
+
+def test_clamped_inverse_stays_in_the_domain_and_is_worse_at_the_gamut_edge():
+    lut = smooth_invertible_lut()
+    clamped, _ = inverse(lut, 17, extend=False)
+    assert clamped.table.min() >= 0 and clamped.table.max() <= 1
+    extended, _ = inverse(lut, 17)
+    image = photos()[4]
+    errors = [np.abs(apply_lut_array(image, compose([lut, inv], 33)).astype(int) - image).max()
+              for inv in (clamped, extended)]
+    assert errors[1] < errors[0]
+
+
+def test_velvia_inverse_measured_on_photos():
+    """The bundled Velvia squeezes some saturated colours (smallest singular value of its Jacobian
+    0.04), so a 33^3 inverse cannot follow them everywhere: most pixels come back within 1 code value."""
+    lut = read_lut(VELVIA)
+    assert why_not_invertible(lut) is None
+    identity = compose([lut, inverse(lut, 33)[0]], 33)
+    within = [(np.abs(apply_lut_array(im, identity).astype(int) - im).max(-1) <= 1).mean() for im in photos()]
+    assert min(within) > 0.75 and np.mean(within) > 0.85
+
+
+def test_refuses_luts_that_cannot_be_inverted(tmp_path):
+    line = one_sentence_error(run_lutgen("invert", HP5, "-o", tmp_path / "i.cube"), "ilford_hp5", "collapses colours")
+    assert "black-and-white" in line
+    g = grid(9)
+    negative = tmp_path / "negative.cube"
+    write_lut(LUT(1 - g), negative)
+    one_sentence_error(run_lutgen("invert", negative, "-o", tmp_path / "i.cube"), "not monotonic along the grey axis")
+    assert not (tmp_path / "i.cube").exists()
+    red_falls = LUT(np.stack([g[..., 1] + g[..., 2] - 0.5 * g[..., 0], g[..., 1], g[..., 2]], axis=-1))
+    assert why_not_invertible(red_falls).startswith("it is not monotonic per channel: its red output falls")
+    with pytest.raises(LutgenError, match="1D LUT"):
+        write_lut(LUT(None, shaper=Shaper.identity(4)), tmp_path / "one.cube")
+        invert(tmp_path / "one.cube", tmp_path / "i.cube")
+
+
+def test_invert_cli_writes_the_inverse_and_the_round_trip(tmp_path):
+    source = tmp_path / "smooth.cube"
+    write_lut(smooth_invertible_lut(9), source, decimals=12)
+    result = run_lutgen("invert", source, "-o", tmp_path / "inv.cube", "--size", "17")
+    assert result.returncode == 0, result.stderr
+    assert "round trip inverse(LUT(x)) against x: max" in result.stdout
+    inv = read_lut(tmp_path / "inv.cube")
+    lut = read_lut(source)
+    x = dense_sample(lut.domain, 20_000)
+    printed = float(re.search(r"against x: max ([0-9.e-]+)", result.stdout).group(1))
+    assert printed == pytest.approx(compare(evaluate(inv, evaluate(lut, x)), x).max_code, rel=0.05)
+    one_sentence_error(run_lutgen("invert", source, "-o", source), "refusing to overwrite")
