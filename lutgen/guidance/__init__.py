@@ -2,7 +2,10 @@
 
 Importing this package is cheap (no torch, no open_clip): it holds the option values that are
 checked before any model loads. The checks of a local CLIP configuration and weights file are in
-:mod:`lutgen.guidance.config` (no torch either); the models themselves are in :mod:`lutgen.guidance.clip`.
+:mod:`lutgen.guidance.config` (no torch either); the models themselves are in :mod:`lutgen.guidance.clip`,
+which builds them with :mod:`lutgen.guidance.loading` (safetensors weights streamed, no second copy,
+the image tower read when first needed) and :mod:`lutgen.guidance.vision_tower` (faster equivalent
+image-tower modules, matrix weights cast to bfloat16 once).
 """
 
 from __future__ import annotations
