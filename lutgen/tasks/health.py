@@ -24,6 +24,9 @@ MONOTONIC_TOLERANCE = 1e-6
 SAMPLING_SIZES = (17, 33, 65)
 """Lattice sizes at which :func:`health` estimates the PSNR lost by resampling."""
 
+SAMPLING_SAMPLES = 1 << 16
+"""Colours of the dense sample on which each resampling's PSNR is measured."""
+
 CHANNELS = ("red", "green", "blue")
 
 # sRGB primaries and white (IEC 61966-2-1), from which the RGB -> XYZ matrix is derived.
@@ -195,7 +198,7 @@ def _health(lut: LUT) -> dict:
         "roughness": {"value": rough.value, "at": inputs[rough.at].tolist()},
         "near_identity": {"ok": change.value < NEAR_IDENTITY, "max_change": change.value,
                           "threshold": NEAR_IDENTITY},
-        "sampling_psnr_db": {str(size): _finite_or_none(fidelity(lut, resample(lut, size)))
+        "sampling_psnr_db": {str(size): _finite_or_none(fidelity(lut, resample(lut, size), SAMPLING_SAMPLES))
                              for size in SAMPLING_SIZES},
     }
 
