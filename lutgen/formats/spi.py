@@ -31,6 +31,7 @@ import numpy as np
 from lutgen.errors import LutgenError, LutgenWarning
 from lutgen.fileio import atomic_path
 from lutgen.formats.cube_lines import megabytes, open_regular_file
+from lutgen.formats.cube_numbers import fast_rows
 from lutgen.formats.cube_write import format_rows
 from lutgen.lut import LUT, MAX_1D_SIZE, MIN_1D_SIZE, MIN_3D_SIZE, Shaper, grid
 
@@ -42,6 +43,8 @@ ROW_BYTES = 256
 """Room per data row when judging a file's size."""
 SLACK_BYTES = 16 * 2**20
 """Room beyond the data rows (header, comments, blank lines)."""
+CHUNK_ROWS = 65536
+"""Rows parsed at a time, so that parsing takes a few MB beyond the lines and the table."""
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 _INDEX = re.compile(r"[+-]?[0-9]+\Z")
 
@@ -116,19 +119,13 @@ def parse_int(path: Path, token: str, line: int, what: str) -> int:
 
 
 def parse_rows(path: Path, lines: list[str], numbers: list[int], columns: int, what: str) -> np.ndarray:
-    """The rows ``lines`` (line numbers ``numbers``) of ``columns`` numbers each, as ``(R, columns)`` float64.
+    """The rows ``lines`` (stripped; line numbers ``numbers``) of ``columns`` numbers each, ``(R, columns)`` float64.
 
-    Vectorised; a bad row is found by a second, line-by-line pass that names it.
+    Vectorised over the bytes (a few bytes of memory per byte of text); a row that is not plainly
+    valid sends the whole block through a line-by-line pass that names it.
     """
-    tokens = " ".join(lines).split()
-    values = None
-    if len(tokens) == columns * len(lines):
-        try:
-            values = np.array(tokens, dtype=np.float64).reshape(len(lines), columns)
-        except ValueError:
-            values = None
-        if values is not None and not np.all(np.isfinite(values)):
-            values = None
+    chunks = [_fast_rows(lines[i : i + CHUNK_ROWS], columns) for i in range(0, len(lines), CHUNK_ROWS)]
+    values = None if any(c is None for c in chunks) else np.concatenate(chunks or [np.empty((0, columns))])
     if values is None:
         for text, number in zip(lines, numbers):
             parts = text.split()
@@ -140,15 +137,46 @@ def parse_rows(path: Path, lines: list[str], numbers: list[int], columns: int, w
     return values
 
 
-def data_lines(lines: list[str], start: int) -> tuple[list[str], list[int]]:
-    """The non-blank lines from index ``start`` on, stripped, with their 1-based line numbers."""
-    kept, numbers = [], []
-    for index in range(start, len(lines)):
-        text = lines[index].strip()
-        if text:
-            kept.append(text)
-            numbers.append(index + 1)
-    return kept, numbers
+_PLAIN = np.zeros(256, dtype=bool)
+_PLAIN[np.frombuffer(b"0123456789+-.eE \t\n", dtype=np.uint8)] = True
+
+
+def _fast_rows(lines: list[str], columns: int) -> np.ndarray | None:
+    """The rows as numbers when every byte is plain (digits, signs, points, exponents, blanks) and every
+    line holds ``columns`` tokens that all parse as finite numbers; else ``None``."""
+    text = "\n".join(lines)
+    if columns == 3:
+        return fast_rows(text.encode("utf-8"))  # the .cube parser: exact like float(), and fast
+    data = np.frombuffer(bytearray(text.encode("utf-8")), dtype=np.uint8)
+    if not _PLAIN[data].all():
+        return None
+    in_token = (data != 32) & (data != 9) & (data != 10)
+    starts = in_token.copy()
+    starts[1:] &= ~in_token[:-1]
+    line_ends = np.append(np.flatnonzero(data == 10), data.size)
+    per_line = np.diff(np.searchsorted(np.flatnonzero(starts), line_ends), prepend=0)
+    if per_line.size != len(lines) or np.any(per_line != columns):
+        return None
+    if columns % 3 == 0:  # every third token starts a line of its own: the .cube parser's rows
+        data[np.flatnonzero(starts)[3::3] - 1] = 10
+        rows = fast_rows(data.tobytes())
+        return None if rows is None else rows.reshape(len(lines), columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns where it stops early; the count below catches it
+        values = np.fromstring(text, dtype=np.float64, sep=" ")
+    # Each plain token gives at least one value, so as many values as tokens means one each.
+    # (numpy's parser reads decimal text to the nearest float64, as float() does.)
+    if values.size != columns * len(lines) or not np.all(np.isfinite(values)):
+        return None
+    return values.reshape(len(lines), columns)
+
+
+def data_lines(lines: list[str], start: int, comment: str | None = None) -> tuple[list[str], list[int]]:
+    """The non-blank lines from index ``start`` on (without those starting with ``comment``), stripped,
+    with their 1-based line numbers."""
+    stripped = [line.strip() for line in lines[start:]]
+    numbers = [i for i, text in enumerate(stripped, start + 1) if text and not (comment and text[0] == comment)]
+    return [stripped[i - start - 1] for i in numbers], numbers
 
 
 # --- .spi3d --------------------------------------------------------------------------------------
@@ -173,9 +201,7 @@ def read_spi3d(path: Path) -> LUT:
     """A ``.spi3d`` file as a LUT over 0..1; rows ``i j k r g b`` fill node ``table[k, j, i]``."""
     lines = read_lines(path, ".spi3d file", lambda head: most_bytes(_spi3d_size(path, head) ** 3))
     n = _spi3d_size(path, lines)
-    rows, numbers = data_lines(lines, 3)
-    rows_numbers = [(t, k) for t, k in zip(rows, numbers) if not t.startswith("#")]
-    rows, numbers = [t for t, _ in rows_numbers], [k for _, k in rows_numbers]
+    rows, numbers = data_lines(lines, 3, comment="#")
     if len(rows) != n**3:
         line = numbers[n**3] if len(rows) > n**3 else (numbers[-1] if numbers else 3)
         state = "more" if len(rows) > n**3 else "only"
