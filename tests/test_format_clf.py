@@ -132,6 +132,18 @@ def test_written_clf_applies_like_ocio(tmp_path, bits, which):
     assert error_codes(path, read_lut(path), bits) <= 0.5
 
 
+def test_domains_are_written_as_range_or_matrix_and_read_back_exactly(tmp_path):
+    per_channel, uniform = synthetic("per-channel-domain"), synthetic("uniform-domain")
+    write_lut(per_channel, tmp_path / "p.clf")
+    write_lut(uniform, tmp_path / "u.clf")
+    assert "<Matrix" in (tmp_path / "p.clf").read_text() and "<Range" in (tmp_path / "u.clf").read_text()
+    for lut, name in ((per_channel, "p.clf"), (uniform, "u.clf")):
+        back = read_lut(tmp_path / name)
+        assert back.shaper is None
+        np.testing.assert_allclose(back.domain, lut.domain, rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(back.table, lut.table, rtol=0, atol=5e-7 + 1e-12)
+
+
 def test_written_tetrahedral_clf_applies_like_ocio(tmp_path):
     lut = read_lut(BUNDLED)
     write_lut(lut, tmp_path / "t.clf", interpolation="tetrahedral")

@@ -153,6 +153,17 @@ def test_cube_spi1d_cube_round_trip_within_5e7_keeps_the_domain(tmp_path):
     np.testing.assert_allclose(back.shaper.table, lut.shaper.table, rtol=0, atol=1e-6 + 1e-12)
 
 
+def test_number_forms_read_exactly_like_float(tmp_path):
+    forms = [".5", "1.", "-1e-3", "+2E+1", "0.1234567890123456789", "7", "-0", "3.0e0"]
+    rows = [f"{r}\t{g}  {b} {forms[(4 * r + 2 * g + b) % 8]} {forms[(r + g + b) % 8]}\t{forms[(b + 5) % 8]}"
+            for r in range(2) for g in range(2) for b in range(2)]
+    (tmp_path / "f.spi3d").write_text("SPILUT 1.0\n3 3\n2 2 2\n" + "\n".join(rows) + "\n")
+    lut = read_lut(tmp_path / "f.spi3d")
+    for row in rows:
+        r, g, b, *values = row.split()
+        assert lut.table[int(b), int(g), int(r)].tolist() == [float(v) for v in values]
+
+
 def test_spi3d_rows_in_any_order_read_the_same(tmp_path):
     lines = (DATA / "lut3d_bizarre.spi3d").read_text().splitlines()
     rows = lines[3:]
@@ -190,6 +201,9 @@ SPI1D = "Version 1\nFrom 0.0 1.0\nLength 3\nComponents 1\n{\n0.0\n0.5\n1.0\n}\n"
         ("a.spi3d", SPI3D.replace("0 1 1 0.0", "0 0 1 0.0"), 7, "the node 0 0 1 is given twice"),
         ("a.spi3d", SPI3D.replace("0 1 1 0.0", "0 2 1 0.0"), 7, "indices must be whole numbers from 0 to 1"),
         ("a.spi3d", SPI3D.replace("0 1 1 0.0", "0 1 1 nan"), 7, "'nan' is not a number"),
+        ("a.spi3d", SPI3D.replace("0 1 1 0.0 1.0 1.0", "0 1 1 0.0 1.0").replace("1 0 0 1.0 0.0 0.0", "1 0 0 1.0 0.0 0.0 1"),
+         7, "this line has 5"),
+        ("a.spi3d", SPI3D.replace("0 1 1 0.0 1.0 1.0", "0 1 1 0.0 1.0.5 1.0"), 7, "'1.0.5' is not a number"),
         ("a.spi1d", SPI1D.replace("Length 3", "Length 4"), 9, "'Length 4' calls for 4 rows but the table has 3"),
         ("a.spi1d", SPI1D.replace("0.5\n", "0.5 0.2\n"), 7, "has 1 numbers, this line has 2"),
         ("a.spi1d", SPI1D.replace("0.5\n", "half\n"), 7, "'half' is not a number"),
