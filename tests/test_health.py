@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,14 @@ def test_info_of_a_bad_file_is_one_sentence(tmp_path):
     bad = tmp_path / "bad.cube"
     bad.write_text("LUT_3D_SIZE 3\n0 0 0\n")
     one_sentence_error(run_lutgen("info", bad, "--json"), "bad.cube")
+
+
+def test_huge_values_give_a_report_without_warnings_and_strict_json():
+    table = np.random.default_rng(2).uniform(-1, 1, (4, 4, 4, 3)) * 1e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = health(LUT(table))
+        rows = dict(health_rows(report))
+    json.dumps(report, allow_nan=False)
+    assert report["sampling_psnr_db"] == {"17": "undefined", "33": "undefined", "65": "undefined"}
+    assert rows["largest deltaE"].startswith("n/a") and not report["monotonic_channels"]["ok"]

@@ -26,7 +26,7 @@ def info(
 
     rows, report = info_and_health(lut_file)
     if as_json:
-        typer.echo(json.dumps({"info": dict(rows), "health": report}, indent=2))
+        typer.echo(json.dumps({"info": dict(rows), "health": report}, indent=2, allow_nan=False))
         return
     printed = rows + health_rows(report)
     width = max(len(label) for label, _ in printed)

@@ -61,16 +61,38 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], -1)
 
 
-def node_lattice(lut: LUT) -> tuple[np.ndarray, np.ndarray]:
-    """The ``(inputs, outputs)`` of the lattice the checks run on, each ``(N, N, N, 3)`` ``[b, g, r, c]``.
+class LatticeInputs:
+    """The input colours of an ``n``^3 lattice over ``domain``, computed when asked, never all at once.
+
+    Indexed like the ``(N, N, N, 3)`` array of :func:`lutgen.lut.grid`: ``inputs[b]`` is a blue plane
+    ``(N, N, 3)``, ``inputs[b, g, r]`` one colour ``(3,)``.
+    """
+
+    def __init__(self, n: int, domain: np.ndarray):
+        self.n = n
+        self.domain = np.asarray(domain, dtype=np.float64)
+        self.shape = (n, n, n, 3)
+        self._axes = [np.linspace(self.domain[0, c], self.domain[1, c], n) for c in range(3)]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 3:
+            b, g, r = (int(k) % self.n for k in key)
+            return np.array([self._axes[0][r], self._axes[1][g], self._axes[2][b]])
+        b = int(key) % self.n
+        red, green = np.meshgrid(self._axes[0], self._axes[1])  # [g, r]
+        return np.stack([red, green, np.full_like(red, self._axes[2][b])], axis=-1)
+
+
+def node_lattice(lut: LUT) -> tuple[LatticeInputs, np.ndarray]:
+    """The ``(inputs, outputs)`` of the lattice the checks run on, ``outputs`` ``(N, N, N, 3)`` ``[b, g, r, c]``.
 
     A LUT without shaper: its table's nodes (``outputs`` is the table itself, not a copy). Otherwise the
     whole LUT sampled at ``max(N, 33)`` nodes per axis over its input domain.
     """
     if lut.shaper is None and lut.table is not None:
-        return grid(lut.size, lut.domain), lut.table
-    inputs = grid(max(lut.size or 0, 33), lut.input_domain)
-    return inputs, evaluate(lut, inputs)
+        return LatticeInputs(lut.size, lut.domain), lut.table
+    n = max(lut.size or 0, 33)
+    return LatticeInputs(n, lut.input_domain), evaluate(lut, grid(n, lut.input_domain))
 
 
 def _node_text(inputs: np.ndarray, index) -> str:
@@ -135,6 +157,7 @@ class _Extremes:
     def update(self, plane_values: np.ndarray, b: int, offset=(0, 0)) -> None:
         if plane_values.size == 0:
             return
+        plane_values = np.where(np.isnan(plane_values), np.inf, plane_values)  # overflowed: as bad as can be
         k = np.unravel_index(int(np.argmax(plane_values)), plane_values.shape)
         if plane_values[k] > self.value:
             self.value = float(plane_values[k])
@@ -163,10 +186,10 @@ def health(lut: LUT) -> dict:
     the identity, sRGB to Lab, and the input colour where it is), ``roughness`` (largest second
     difference between neighbouring nodes along any axis, and where), ``near_identity`` (largest
     change against :data:`NEAR_IDENTITY`), ``sampling_psnr_db`` (PSNR of the LUT resampled at 17, 33
-    and 65 nodes against itself).
+    and 65 nodes against itself; ``None`` when lossless). Non-finite numbers (from huge values) are ``None``.
     """
     with np.errstate(all="ignore"):
-        return _health(lut)
+        return jsonable(_health(lut))
 
 
 def _health(lut: LUT) -> dict:
@@ -203,35 +226,57 @@ def _health(lut: LUT) -> dict:
     }
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite_or_none(value: float) -> float | str | None:
+    """A PSNR for JSON: ``None`` when lossless (infinite), ``"undefined"`` when values overflow (NaN)."""
+    if np.isnan(value) or value == -np.inf:
+        return "undefined"
     return None if np.isinf(value) else value
 
 
+def jsonable(value):
+    """``value`` (a report) with every non-finite float replaced by ``None``, so strict JSON holds it."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _num(value, spec: str, scale: float = 1.0) -> str:
+    """``value * scale`` formatted with ``spec``, or ``n/a`` where it overflowed (``None``)."""
+    return "n/a" if value is None else format(value * scale, spec)
+
+
 def _colour(values) -> str:
-    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+    return "(" + ", ".join(_num(v, ".4g") for v in values) + ")"
 
 
 def _yes_or_where(check: dict) -> str:
     return "yes" if check["ok"] else f"no: {check['where']}"
 
 
+def _psnr_text(value) -> str:
+    if value is None:
+        return "lossless"
+    return value if isinstance(value, str) else f"{value:.1f} dB"
+
+
 def health_rows(report: dict) -> list[tuple[str, str]]:
     """The :func:`health` report as label/value pairs for ``lutgen info``."""
     out = report["out_of_range"]
-    psnr = ", ".join(f"{size}: {'lossless' if v is None else f'{v:.1f} dB'}"
-                     for size, v in report["sampling_psnr_db"].items())
-    near = report["near_identity"]
+    psnr = ", ".join(f"{size}: {_psnr_text(v)}" for size, v in report["sampling_psnr_db"].items())
+    near, delta_e, rough = report["near_identity"], report["max_delta_e"], report["roughness"]
     return [
         ("monotonic (grey axis)", _yes_or_where(report["monotonic_neutral"])),
         ("monotonic (channels)", _yes_or_where(report["monotonic_channels"])),
-        ("clipped nodes", f"{100 * report['clipped_share']:.2f}%"),
-        ("out of 0..1", f"{out['count']} values ({100 * out['share']:.2f}%), min {out['min']:.6g}, "
-                        f"max {out['max']:.6g}"),
-        ("largest deltaE", f"{report['max_delta_e']['value']:.2f} (CIE76) at input "
-                           f"{_colour(report['max_delta_e']['at'])}"),
-        ("roughness", f"{report['roughness']['value']:.4g} (largest second difference) at input "
-                      f"{_colour(report['roughness']['at'])}"),
-        ("near identity", f"{'yes' if near['ok'] else 'no'} (largest change {near['max_change'] * 255:.3g} "
+        ("clipped nodes", f"{_num(report['clipped_share'], '.2f', 100)}%"),
+        ("out of 0..1", f"{out['count']} values ({_num(out['share'], '.2f', 100)}%), min {_num(out['min'], '.6g')}, "
+                        f"max {_num(out['max'], '.6g')}"),
+        ("largest deltaE", f"{_num(delta_e['value'], '.2f')} (CIE76) at input {_colour(delta_e['at'])}"),
+        ("roughness", f"{_num(rough['value'], '.4g')} (largest second difference) at input {_colour(rough['at'])}"),
+        ("near identity", f"{'yes' if near['ok'] else 'no'} (largest change {_num(near['max_change'], '.3g', 255)} "
                           "8-bit code values)"),
         ("resampling PSNR", psnr),
     ]
