@@ -128,10 +128,12 @@ def test_identity_prelut_is_not_applied_like_ocio(tmp_path):
 
 
 @pytest.mark.parametrize("bits", [8, 16])
-def test_1d_csp_applies_like_ocio(tmp_path, bits):
+@pytest.mark.parametrize("prelut", [([0.0, 0.5, 1.0], [0.0, 0.3, 1.0]), ([-0.5, 1.5], [0.2, 0.8])],
+                         ids=["curved", "two-points"])
+def test_1d_csp_applies_like_ocio(tmp_path, bits, prelut):
     rows = [f"{v} {v * v} {1 - v}" for v in np.linspace(0, 1, 11)]
     path = tmp_path / "one.csp"
-    path.write_text(csp_text([([0.0, 0.5, 1.0], [0.0, 0.3, 1.0])] * 3, rows, kind="1D", size="11"))
+    path.write_text(csp_text([prelut] * 3, rows, kind="1D", size="11"))
     lut = read_lut(path)
     assert lut.table is None
     assert_like_ocio(path, lut, bits)

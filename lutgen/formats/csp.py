@@ -27,8 +27,9 @@ a plain rescaling onto 0..1 (exact), else the pre-LUT followed by the table samp
 Writing: the pre-LUT is the LUT's shaper with its outputs rescaled from the table's domain onto
 0..1 (or two points mapping the domain onto 0..1 when there is no shaper); a shaper whose
 straight segments the spline would bend gets two extra points beside each interior node, so that
-OpenColorIO's spline follows the straight lines except within 1e-6 of the nodes. Values are
-written with ``decimals`` digits after the point (6: within 5e-7).
+OpenColorIO's spline follows the straight lines except within 1e-6 of the nodes. Pre-LUT numbers
+are written in their shortest exact form, table values with ``decimals`` digits after the point
+(6: within 5e-7).
 """
 
 from __future__ import annotations
@@ -182,8 +183,9 @@ def _read_1d(path: Path, rows, numbers, prelut, after) -> LUT:
         return LUT(None, shaper=Shaper(curve))
     if shaper.size == 2 and np.array_equal(shaper.table, [[0, 0, 0], [1, 1, 1]]):
         return LUT(None, shaper=Shaper(curve, shaper.domain))
-    positions = np.linspace(0.0, 1.0, n)
-    composed = np.stack([np.interp(shaper.table[:, c], positions, curve[:, c]) for c in range(3)], axis=1)
+    steps, nodes = np.linspace(0.0, 1.0, PRELUT_SAMPLES), np.linspace(0.0, 1.0, shaper.size)
+    shaped = [np.interp(steps, nodes, shaper.table[:, c]) for c in range(3)]  # np.interp clamps to 0..1
+    composed = np.stack([np.interp(shaped[c], np.linspace(0.0, 1.0, n), curve[:, c]) for c in range(3)], axis=1)
     return LUT(None, shaper=Shaper(composed, shaper.domain))
 
 
