@@ -322,9 +322,12 @@ def test_refuses_luts_that_cannot_be_inverted(tmp_path):
     assert not (tmp_path / "i.cube").exists()
     red_falls = LUT(np.stack([g[..., 1] + g[..., 2] - 0.5 * g[..., 0], g[..., 1], g[..., 2]], axis=-1))
     assert why_not_invertible(red_falls).startswith("it is not monotonic per channel: its red output falls")
+    write_lut(LUT(None, shaper=Shaper.identity(4)), tmp_path / "one.cube")
     with pytest.raises(LutgenError, match="1D LUT"):
-        write_lut(LUT(None, shaper=Shaper.identity(4)), tmp_path / "one.cube")
         invert(tmp_path / "one.cube", tmp_path / "i.cube")
+    huge = LUT.identity(3).with_table(grid(3) * 1e300)
+    assert why_not_invertible(huge) == "its values are not all finite numbers below 1e+06 in size"
+    one_sentence_error(run_lutgen("invert", negative, "-o", tmp_path / "i.cube", "--size", "200"), "--size", "129")
 
 
 def test_invert_cli_writes_the_inverse_and_the_round_trip(tmp_path):

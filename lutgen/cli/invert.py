@@ -13,7 +13,7 @@ from lutgen.cli import app
 def invert(
     lut_file: Path = typer.Argument(..., help="The 3D LUT file to invert."),
     output: Path = typer.Option(..., "--output", "-o", help="The inverse LUT file (format by extension)."),
-    size: int = typer.Option(None, "--size", help="Nodes per axis (2-256) [default: the input's, at least 33]."),
+    size: int = typer.Option(None, "--size", help="Nodes per axis (2-129) [default: the input's, from 33 to 129]."),
     interpolation: str = typer.Option("trilinear", help="How the LUT is interpolated: trilinear or tetrahedral."),
     clamp: bool = typer.Option(
         False, "--clamp", help="Map colours the LUT never produces to the input of the nearest colour it does "

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from lutgen.color.sampling import Difference, check_interpolation, check_size, compare, dense_sample, evaluate
-from lutgen.errors import LutgenError
+from lutgen.color.sampling import Difference, check_interpolation, compare, dense_sample, evaluate
+from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import format_module, read_lut, write_lut
 from lutgen.tasks.convert import write_options
@@ -41,6 +41,12 @@ COLLAPSED_SHARE = 0.5
 """A LUT with more than this share of collapsed cells is refused."""
 
 LEAST_DEFAULT_SIZE = 33
+LARGEST_SIZE = 129
+"""The largest inverse lattice (2.1 million colours to solve, about 3 minutes on 2 cores)."""
+LARGEST_VALUE = 1e6
+"""A LUT whose values reach this size is refused (its inverse would be meaningless rounding)."""
+SOLVE_CHUNK = 1 << 16
+"""Colours solved together: bounds the memory of the Jacobians to a few tens of MB."""
 ITERATIONS = 60
 RESTARTS = 8
 """Nearest forward samples a colour may start from before its best result is kept."""
@@ -66,6 +72,9 @@ def why_not_invertible(lut: LUT) -> str | None:
     """Why ``lut`` cannot be inverted, as the end of a sentence, or ``None`` if it can be."""
     if lut.table is None:
         return "it is a 1D LUT; invert works on 3D LUTs"
+    if not np.all(np.abs(lut.table) < LARGEST_VALUE) or (
+            lut.shaper is not None and not np.all(np.abs(lut.shaper.table) < LARGEST_VALUE)):
+        return f"its values are not all finite numbers below {LARGEST_VALUE:g} in size"
     inputs, outputs = node_lattice(lut)
     det = cell_determinants(inputs, outputs)
     collapsed = float(np.mean(np.abs(det) < COLLAPSED_DETERMINANT))
@@ -187,7 +196,8 @@ def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool 
     """
     domain = lut.input_domain
     targets = grid(size, domain).reshape(-1, 3)
-    x = solve_inputs(lut, targets, interpolation, extend)
+    x = np.concatenate([solve_inputs(lut, targets[i:i + SOLVE_CHUNK], interpolation, extend)
+                        for i in range(0, targets.shape[0], SOLVE_CHUNK)])
     lo, hi = domain
     miss = np.abs(evaluate(lut, np.clip(x, lo, hi), interpolation) - targets).max(axis=1)
     title = f"inverse of {lut.title}" if lut.title else None
@@ -198,23 +208,24 @@ def invert(source: Path, output: Path, size: int | None = None, interpolation: s
            extend: bool = True) -> Inverted:
     """Read ``source``, refuse it if it cannot be inverted, write its inverse to ``output``.
 
-    The default ``size`` is the source's, at least 33.
+    The default ``size`` is the source's, at least 33 and at most :data:`LARGEST_SIZE`.
 
     Raises:
         LutgenError: an unreadable or non-invertible source, a bad option, an output that is the
             source, or a failed write.
     """
     check_interpolation(interpolation)
-    if size is not None:
-        check_size(size)
+    if size is not None and not 2 <= size <= LARGEST_SIZE:
+        raise OptionError(f"--size must be from 2 to {LARGEST_SIZE} for an inverse, not {size}")
     lut = read_lut(source)
     ensure_not_input(output, [source])
-    reason = why_not_invertible(lut)
-    if reason is not None:
-        raise LutgenError(f"cannot invert {source}: {reason}")
-    size = max(lut.size, LEAST_DEFAULT_SIZE) if size is None else size
-    inv, unreachable = inverse(lut, size, interpolation, extend)
-    x = dense_sample(lut.input_domain, 1 << 16)
-    round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
+    with np.errstate(all="ignore"):
+        reason = why_not_invertible(lut)
+        if reason is not None:
+            raise LutgenError(f"cannot invert {source}: {reason}")
+        size = min(max(lut.size, LEAST_DEFAULT_SIZE), LARGEST_SIZE) if size is None else size
+        inv, unreachable = inverse(lut, size, interpolation, extend)
+        x = dense_sample(lut.input_domain, 1 << 16)
+        round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
     write_lut(inv, output, **write_options(format_module(output, 'write'), inv))
     return Inverted(inv, round_trip, unreachable)
