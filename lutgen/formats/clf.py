@@ -115,6 +115,8 @@ def _read_bytes(path: Path) -> bytes:
 def parse_xml(path: Path, data: bytes) -> Element:
     """The element tree of ``data`` (expat, no DTD, no entities), each element with its line."""
     parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True  # one text piece per run of character data, not one per line
+    parser.buffer_size = 2**20
     stack: list[Element] = []
     roots: list[Element] = []
     count = [0]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lutgen.formats.cube_numbers import fast_rows
 from lutgen.lut import LUT, MAX_1D_SIZE
 
 MAX_LUT3D_SIZE = 129
@@ -36,6 +37,7 @@ MAX_LUT3D_SIZE = 129
 
 BIT_DEPTHS = {"8i": 255.0, "10i": 1023.0, "12i": 4095.0, "16i": 65535.0, "16f": 1.0, "32f": 1.0}
 """Full scale of each CLF bit depth: the code value that stands for 1.0."""
+_CHUNK_ROWS = 65536
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 
 
@@ -193,6 +195,9 @@ def _array(element: Element, shapes: str, valid) -> tuple[np.ndarray, tuple[int,
 
 def _numbers(array: Element, count: int) -> np.ndarray:
     """Exactly ``count`` finite numbers from the element's text (any whitespace separates them)."""
+    fast = _fast_numbers(array.content, count)
+    if fast is not None:
+        return fast
     tokens = array.content.split()
     try:
         values = np.array(tokens, dtype=np.float64)
@@ -205,6 +210,29 @@ def _numbers(array: Element, count: int) -> np.ndarray:
     if len(tokens) != count:
         raise NodeError(array, f"the array's dim calls for {count} values but it holds {len(tokens)}")
     return values
+
+
+def _fast_numbers(text: str, count: int) -> np.ndarray | None:
+    """The numbers of ``text`` through the ``.cube`` number parser (exact like ``float()``), three to a
+    line, when ``count`` is a multiple of 3 and ``text`` plainly holds ``count`` of them; else ``None``."""
+    if count % 3 or not text.isascii():
+        return None
+    data = np.frombuffer(bytearray(text.encode("ascii")), dtype=np.uint8)
+    data[(data == 9) | (data == 10) | (data == 13)] = 32
+    solid = data > 32
+    starts = np.flatnonzero(solid & ~np.concatenate([[False], solid[:-1]]))
+    if starts.size != count:
+        return None
+    data[starts[3::3] - 1] = 10
+    cuts = [*starts[:: 3 * _CHUNK_ROWS].tolist(), data.size]
+    del solid, starts
+    parts = []
+    for begin, end in zip(cuts[:-1], cuts[1:]):  # a few MB of the parser's work arrays at a time
+        rows = fast_rows(data[begin:end].tobytes())
+        if rows is None:
+            return None
+        parts.append(rows.reshape(-1))
+    return np.concatenate(parts)
 
 
 def _lut1d(element: Element, scale_out: float) -> Lut1D:
