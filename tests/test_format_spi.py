@@ -77,6 +77,16 @@ def test_ocio_spi1d_from_range_and_one_component():
 
 
 @pytest.mark.parametrize("bits", [8, 16])
+def test_two_component_spi1d_sets_blue_to_zero_like_ocio(tmp_path, bits):
+    rows = "\n".join(f"{v * v!r} {1 - v!r}" for v in np.linspace(0, 1, 9))
+    path = tmp_path / "two.spi1d"
+    path.write_text(f"Version 1\nFrom -0.5 1.5\nLength 9\nComponents 2\n{{\n{rows}\n}}\n")
+    lut = read_lut(path)
+    np.testing.assert_array_equal(lut.shaper.table[:, 2], 0.0)
+    assert_like_ocio(path, lut, bits)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
 def test_written_spi3d_applies_like_ocio(tmp_path, bits):
     lut = read_lut(BUNDLED)
     path = tmp_path / "velvia.spi3d"
