@@ -161,6 +161,10 @@ def test_convert_to_every_format_and_back(tmp_path, extension):
     back = convert(tmp_path / ("v" + extension), tmp_path / "back.cube")
     assert back.lossless or back.difference.max_code < 1e-6  # .cube holds what any format read back
     assert there.difference.psnr_db > 40
+    if extension in (".png", ".tif"):  # a Hald image holds level^2 nodes: 13 becomes level 4, 16 nodes
+        assert there.resampled_to == 16 and ".png writer" in there.reason.replace(".tif", ".png")
+    else:
+        assert there.resampled_to is None
 
 
 @pytest.mark.parametrize(

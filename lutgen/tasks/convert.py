@@ -90,11 +90,23 @@ def exact_decimals(lut: LUT, least: int = 6) -> int:
     return MAX_DECIMALS
 
 
-def write_options(module, lut: LUT) -> dict:
-    """Options for ``module.write``: enough ``decimals`` to hold ``lut`` exactly where the format has them."""
-    if "decimals" in inspect.signature(module.write).parameters:
-        return {"decimals": exact_decimals(lut)}
-    return {}
+def write_options(module, lut: LUT, interpolation: str = "trilinear") -> dict:
+    """Options for ``module.write``: enough ``decimals`` to hold ``lut`` exactly where the format has them,
+    and the ``interpolation`` for a writer that samples the LUT itself."""
+    parameters = inspect.signature(module.write).parameters
+    options = {}
+    if "decimals" in parameters:
+        options["decimals"] = exact_decimals(lut)
+    if "interpolation" in parameters:
+        options["interpolation"] = interpolation
+    return options
+
+
+def same_structure(a: LUT, b: LUT) -> bool:
+    """Whether ``a`` and ``b`` have the same lattice size, the same shaper presence and the same input domain."""
+    return (a.size == b.size and (a.shaper is None) == (b.shaper is None)
+            and (a.shaper is None or a.shaper.size == b.shaper.size)
+            and np.array_equal(a.input_domain, b.input_domain))
 
 
 def plan(lut: LUT, caps: dict, size: int | None) -> tuple[int | None, np.ndarray | None, str | None]:
@@ -142,15 +154,18 @@ def convert(source: Path, output: Path, size: int | None = None, interpolation: 
     target, domain, reason = plan(lut, caps, size)
     written = lut if target is None else resample(lut, target, domain, interpolation)
     try:
-        write_lut(written, output, **write_options(module, written))
+        write_lut(written, output, **write_options(module, written, interpolation))
     except LutgenError as refusal:
         if target is not None:
             raise
         target = max(lut.size or 0, SMALLEST_RESAMPLED)
         reason = f"the target format refused it as it is: {str(refusal).rstrip('.')}"
         written = resample(lut, target, UNIT_DOMAIN if not caps["domain"] else lut.input_domain, interpolation)
-        write_lut(written, output, **write_options(module, written))
+        write_lut(written, output, **write_options(module, written, interpolation))
     back = read_lut(output)
+    if not same_structure(written, back):  # the format's writer sampled it at a lattice it can hold
+        target = back.size
+        reason = f"the {output.suffix} writer sampled it at the lattice that format holds"
     x = dense_sample(lut.input_domain)
     difference = compare(evaluate(back, x, interpolation), evaluate(lut, x, interpolation))
     return Converted(output, target, reason, target is None and same_tables(lut, back), difference)
