@@ -346,3 +346,36 @@ def test_invert_cli_writes_the_inverse_and_the_round_trip(tmp_path):
     printed = float(re.search(r"against x: max ([0-9.e-]+)", result.stdout).group(1))
     assert printed == pytest.approx(compare(evaluate(inv, evaluate(lut, x)), x).max_code, rel=0.05)
     one_sentence_error(run_lutgen("invert", source, "-o", source), "refusing to overwrite")
+
+
+# --- against OpenColorIO and with hostile files ---------------------------------------------------
+
+
+def test_combined_file_applied_by_opencolorio_matches_its_chain(tmp_path):
+    from reference import ocio_apply
+
+    a, b = smooth_random_lut(9, np.random.default_rng(15)), nonlinear_lut(5, np.random.default_rng(16))
+    write_lut(a, tmp_path / "a.cube", decimals=12)
+    write_lut(b, tmp_path / "b.cube", decimals=12)
+    from lutgen.tasks.combine import combine
+
+    result = combine([tmp_path / "a.cube", tmp_path / "b.cube"], tmp_path / "ab.cube", size=33)
+    x = dense_sample(a.domain, 20_000, seed=3)
+    chain = ocio_apply(tmp_path / "b.cube", ocio_apply(tmp_path / "a.cube", x))
+    combined = ocio_apply(tmp_path / "ab.cube", x)
+    float32_slack = 2e-6 * 255
+    assert compare(combined, chain).max_code <= result.difference.max_code + float32_slack
+    assert compare(combined, evaluate(result.lut, x)).max_code <= float32_slack
+
+
+@pytest.mark.parametrize("command", ["convert", "combine", "mix", "invert", "info"])
+def test_a_fifo_given_as_a_lut_is_one_sentence(tmp_path, command):
+    import os
+
+    fifo = tmp_path / "pipe.cube"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.cube"
+    args = {"convert": (fifo, out), "combine": (VELVIA, fifo, "-o", out), "mix": (fifo, "-s", "0.5", "-o", out),
+            "invert": (fifo, "-o", out), "info": (fifo,)}[command]
+    one_sentence_error(run_lutgen(command, *args, timeout=60), "pipe.cube")
+    assert not out.exists()
