@@ -11,7 +11,9 @@ from lutgen.cli import app
 
 @app.command()
 def convert(
-    source: Path = typer.Argument(..., help="The LUT file to convert (.cube, .png/.tif Hald, .3dl, .csp, .spi3d, .spi1d, .clf)."),
+    source: Path = typer.Argument(
+        ..., help="The LUT file to convert (.cube, .png/.tif Hald, .3dl, .csp, .spi3d, .spi1d, .clf)."
+    ),
     output: Path = typer.Argument(..., help="The file to write; its extension chooses the format."),
     size: int = typer.Option(None, "--size", help="Resample to SIZE^3 nodes (2-256) [default: keep the size]."),
     interpolation: str = typer.Option(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lutgen.color.sampling import Difference, check_interpolation, check_size, compare, dense_sample, evaluate, table_only
+from lutgen.color.sampling import (Difference, check_interpolation, check_size, compare, dense_sample, evaluate,
+                                   table_only)
 from lutgen.errors import OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import format_module, read_lut, write_lut

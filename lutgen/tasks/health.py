@@ -272,11 +272,11 @@ def health_rows(report: dict) -> list[tuple[str, str]]:
         ("monotonic (grey axis)", _yes_or_where(report["monotonic_neutral"])),
         ("monotonic (channels)", _yes_or_where(report["monotonic_channels"])),
         ("clipped nodes", f"{_num(report['clipped_share'], '.2f', 100)}%"),
-        ("out of 0..1", f"{out['count']} values ({_num(out['share'], '.2f', 100)}%), min {_num(out['min'], '.6g')}, "
-                        f"max {_num(out['max'], '.6g')}"),
+        ("out of 0..1", (f"{out['count']} values ({_num(out['share'], '.2f', 100)}%), "
+                         f"min {_num(out['min'], '.6g')}, max {_num(out['max'], '.6g')}")),
         ("largest deltaE", f"{_num(delta_e['value'], '.2f')} (CIE76) at input {_colour(delta_e['at'])}"),
         ("roughness", f"{_num(rough['value'], '.4g')} (largest second difference) at input {_colour(rough['at'])}"),
-        ("near identity", f"{'yes' if near['ok'] else 'no'} (largest change {_num(near['max_change'], '.3g', 255)} "
-                          "8-bit code values)"),
+        ("near identity", (f"{'yes' if near['ok'] else 'no'} (largest change "
+                           f"{_num(near['max_change'], '.3g', 255)} 8-bit code values)")),
         ("resampling PSNR", psnr),
     ]

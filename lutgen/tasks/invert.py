@@ -91,8 +91,11 @@ def why_not_invertible(lut: LUT) -> str | None:
 
 
 def _jacobians(lut: LUT, x: np.ndarray, residual_at, interpolation: str, step: np.ndarray) -> np.ndarray:
-    """``(P, 3, 3)`` derivatives of the LUT at ``x`` ``(P, 3)`` by one-sided differences into the domain."""
-    lo, hi = lut.input_domain
+    """``(P, 3, 3)`` derivatives of the LUT at ``x`` ``(P, 3)`` by one-sided differences into the domain.
+
+    ``residual_at`` ``(P, 3)`` is the LUT at ``x``; ``step`` ``(3,)`` the difference step per channel.
+    """
+    hi = lut.input_domain[1]
     jac = np.empty(x.shape + (3,))
     for c in range(3):
         h = np.where(x[:, c] + step[c] <= hi[c], step[c], -step[c])
