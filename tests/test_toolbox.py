@@ -209,6 +209,18 @@ def test_combine_keeps_the_first_shaper_and_is_exact_at_the_nodes():
     assert default_size([first, second]) == 33 and default_size([LUT.identity(40), second]) == 40
 
 
+def test_combine_after_a_1d_lut_samples_the_range_of_its_outputs():
+    curves = LUT(None, shaper=Shaper(np.linspace(0, 1, 5)[:, None] ** [1.0, 2.0, 0.5]))
+    square = LUT(grid(5) ** 2)
+    combined = compose([curves, square], 17)
+    assert combined.shaper is curves.shaper and np.array_equal(combined.domain, [[0, 0, 0], [1, 1, 1]])
+    x = dense_sample(curves.input_domain, 20_000)
+    np.testing.assert_allclose(evaluate(combined, x), apply_reference(apply_reference(x, curves), square),
+                               rtol=0, atol=1e-12)
+    flat = LUT(None, shaper=Shaper(np.full((4, 3), 0.3)))  # a constant: the lattice gets a tiny span
+    np.testing.assert_allclose(evaluate(compose([flat, square], 9), x), 0.1, rtol=0, atol=1e-12)  # 0.3 between 0.25 and 0.5
+
+
 def test_combine_cli_prints_the_error_against_the_chain(tmp_path):
     result = run_lutgen("combine", VELVIA, HP5, "-o", tmp_path / "c.cube", "--size", "17")
     assert result.returncode == 0, result.stderr
