@@ -106,14 +106,16 @@ def recipe_lines(o: OptimizeOptions, plan: Plan, weights_label: str | None) -> t
     return recipe("optimize", "CLIP-guided LUT optimisation", settings, plan.evidence.recipe_lines())
 
 
-def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None]):
-    """Decode every image once (float32, longer side <= ``max_side``); unreadable ones are skipped, with a
+def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None],
+                   keep: Callable = lambda pixels: pixels):
+    """Decode every image once (float32, longer side <= ``max_side``) and keep ``keep(pixels)`` of it (the
+    stored copy, so that only one float32 image is alive at a time); unreadable ones are skipped, with a
     warning each when some image could be read, else one error naming the folder and the first reason."""
     decoded, skipped = [], []
     for path in paths:
         try:
             check_regular_file(path, "image", ImageError)
-            decoded.append((path, load_rgb_float(path, max_side=max_side)))
+            decoded.append((path, keep(load_rgb_float(path, max_side=max_side))))
         except LutgenError as error:
             skipped.append((path, str(error)))
     if not decoded:
@@ -227,18 +229,15 @@ def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
     source = resolve_weights(options.clip_model, options.clip_pretrained) if uses_clip else None
     view_side = expected_image_size(source) if source is not None else DEFAULT_VIEW_SIZE
     side = working_side((view_side, view_side))
-    decoded, skipped = _decode_images(plan.images, plan.folder, side, warn)
+    decoded, skipped = _decode_images(plan.images, plan.folder, side, warn, lambda pixels: stored_image(pixels, device))
     echo(f"Loaded {len(decoded)} images from {plan.folder} (kept at most {side} px on the longer side)")
 
     _make_reproducible(device, plan.seed)
     guide = _load_guide(options, source, device, echo, warn, plan) if source is not None else None
     if guide is None:
         echo(f"Using device: {device} (no CLIP needed); seed {plan.seed}")
-    tensors = [stored_image(pixels, device) for _, pixels in decoded]
-    del decoded
+    tensors = [image for _, image in decoded]
     evidence_tensors = _evidence_tensors(options, plan, guide, device, side, echo)
-    if guide is not None:
-        guide.release_text_tower()
     view_size = guide.image_size if guide is not None else (DEFAULT_VIEW_SIZE, DEFAULT_VIEW_SIZE)
     interpolation = guide.interpolation if guide is not None else "bicubic"
     sampler = ViewSampler(tensors, view_size, options.batch_size, plan.seed, interpolation)
@@ -281,6 +280,7 @@ def _evidence_tensors(options: OptimizeOptions, plan: Plan, guide, device, side:
     prompts = prompt_weights = directions = negatives = negative_weights = None
     if guide is not None:
         prompts, prompt_weights, directions, negatives, negative_weights = text_tensors(guide, evidence, device)
+        guide.release_text_tower()  # every text is embedded: free it before the image tower is read
     references = reference_oklab = None
     if evidence.references:
         echo(f"Reading {len(evidence.references)} reference photo(s)")
