@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/bench_optimize.py [--rounds 6] [--warmup 2] [--sets 512] [--methods ours,ours-fp32,ours-bf16,naive]
+    python bench/bench_optimize.py [--rounds 6] [--warmup 2] [--sets 512] [--methods ours,ours-evidence,ours-fp32,ours-bf16,naive]
                                    [--memory-steps 5]
 
 Image sets (made in a temporary folder from the bundled ``images/``):
@@ -16,6 +16,9 @@ same random ViT-B-32 weights file, made once by the bench:
 - ``ours``: lutgen's loop at ``--clip-precision auto``: images decoded once onto the device, random
   resized crops + flips, CLIP with the faster equivalent image-tower modules, the text tower released
   after the prompt is embedded;
+- ``ours-evidence``: ``ours`` with three reference photos (CLIP similarity and colour distribution)
+  and three before/after pairs added, as ``--reference-image`` and ``--pairs`` add them; the bench prints
+  what they add per step (goal: at most 15 %);
 - ``ours-fp32`` and ``ours-bf16``: the same with CLIP forced to float32 or bfloat16 (bfloat16 with the
   image tower's matrix weights cast once at load);
 - ``naive``: the naive step, in this process: 4 images decoded from disk every step, RandomCrop 224 +
@@ -43,6 +46,9 @@ Measured on the 2-core AVX-512 Xeon without bfloat16 instructions (auto is float
 (Measured before the image tower's last block computed the class token alone, which made its
 forward and backward 6.5 % faster. On a busier machine the same bench gave 1.39 to 1.73 times
 naive for float32 and 0.78 to 0.80 for bfloat16.)
+
+Three reference photos and three pairs (``ours-evidence``) added 8.2 % wall and 9.0 % CPU time per
+step to ``ours`` in one run (5 rounds, machine busy; goal: at most 15 %).
 
 Whole ``optimize`` (5 steps): 1365 MB at auto (float32; 2038 MB before the image tower was read
 lazily, the text tower released and the weights streamed), 1181 to 1237 MB at bf16 (2068 MB before). About
@@ -75,6 +81,7 @@ EARLIER_TOOL_RECORDED = {"512": 0.90, "12mp": 1.4}  # s/step, an earlier text-to
 TWELVE_MP = (4000, 3000)
 TWELVE_MP_SOURCES = ("mate_greenmeadow.jpg", "mate_dune.jpg", "raccoon_face.jpg", "mate_wood.jpg")
 MEMORY_GOAL_MB = 1200
+EVIDENCE_PHOTOS = 3
 PROMPT = "golden hour warm sunlight"
 
 
@@ -126,14 +133,16 @@ def random_weights_file(folder: Path) -> Path:
     return path
 
 
-def ours(paths: list[Path], weights: Path, precision: str):
-    """lutgen's step at ``precision``; returns the step function and the seconds taken to decode the images."""
+def ours(paths: list[Path], weights: Path, precision: str, evidence: bool = False):
+    """lutgen's step at ``precision`` (with reference photos and pairs too when ``evidence``); returns the
+    step function and the seconds taken to decode the images."""
     import torch
 
     from lutgen.guidance.clip import load_clip, resolve_weights
     from lutgen.imaging import load_rgb_float
     from lutgen.optim.losses import LossWeights
-    from lutgen.optim.parameterisation import BoundedLUT
+    from lutgen.optim.objective import EvidenceTensors, Objective
+    from lutgen.optim.parameterisation import StructuredLUT
     from lutgen.optim.trainer import LutTrainer
     from lutgen.optim.views import ViewSampler, stored_image, working_side
 
@@ -146,12 +155,31 @@ def ours(paths: list[Path], weights: Path, precision: str):
     images = [stored_image(load_rgb_float(p, max_side=side), "cpu") for p in paths]
     decode = time.perf_counter() - start
     sampler = ViewSampler(images, guide.image_size, 4, seed=0, interpolation=guide.interpolation)
-    try:  # the objective of the evidence feature
-        from lutgen.optim.objective import EvidenceTensors, Objective
-    except ImportError:  # a prompt embedding handed to the trainer itself
-        return LutTrainer(guide, sampler, BoundedLUT(16), text, LossWeights(), 0.005).step, decode
-    objective = Objective(guide, EvidenceTensors(prompts=text, prompt_weights=torch.ones(1)), LossWeights(), 0)
-    return LutTrainer(objective, sampler, BoundedLUT(16), 0.005).step, decode
+    extra = evidence_tensors(guide, images[:EVIDENCE_PHOTOS]) if evidence else {}
+    objective = Objective(guide, EvidenceTensors(prompts=text, prompt_weights=torch.ones(1), **extra), LossWeights(), 0)
+    return LutTrainer(objective, sampler, StructuredLUT(16), 0.005).step, decode
+
+
+def evidence_tensors(guide, images) -> dict:
+    """Reference photos (their CLIP embeddings and 16384 Oklab colours) and before/after pairs (65,536 pixels
+    of each photo, the after 80 % desaturated), as ``optimize --reference-image --pairs`` would hold them."""
+    import torch
+
+    from lutgen.color.oklab_torch import srgb_to_oklab
+    from lutgen.optim.views import centre_box, resample_box
+
+    generator = torch.Generator().manual_seed(0)
+    views = torch.stack([resample_box(image, centre_box(*image.shape[-2:], guide.image_size), guide.image_size)
+                         for image in images])
+    with torch.no_grad():
+        references = guide.embed_images(views)
+    pixels = torch.cat([image.float().reshape(3, -1).t() for image in images])
+    colours = pixels[torch.randint(len(pixels), (16384,), generator=generator)]
+    before = pixels[torch.randint(len(pixels), (65536 * len(images),), generator=generator)]
+    luma = before @ torch.tensor([0.2126, 0.7152, 0.0722])
+    after = before + 0.8 * (luma[:, None] - before)
+    return {"references": references, "reference_oklab": srgb_to_oklab(colours), "pair_before": before,
+            "pair_after": after}
 
 
 def naive(paths: list[Path]):
@@ -255,7 +283,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--sets", default="512")
-    parser.add_argument("--methods", default="ours,ours-fp32,ours-bf16,naive")
+    parser.add_argument("--methods", default="ours,ours-evidence,ours-fp32,ours-bf16,naive")
     parser.add_argument("--memory-steps", type=int, default=5, help="steps of the whole runs measured (0: none)")
     args = parser.parse_args()
     methods = args.methods.split(",")
@@ -288,8 +316,9 @@ def main() -> None:
                 if method == "naive":
                     steps[method], decodes[method] = naive(paths), None
                 else:
-                    precision = {"ours": "auto", "ours-fp32": "fp32", "ours-bf16": "bf16"}[method]
-                    steps[method], decodes[method] = ours(paths, weights, precision)
+                    precision = {"ours": "auto", "ours-evidence": "auto", "ours-fp32": "fp32",
+                                 "ours-bf16": "bf16"}[method]
+                    steps[method], decodes[method] = ours(paths, weights, precision, method == "ours-evidence")
             times = interleaved(steps, args.rounds, args.warmup)
             medians = {m: (statistics.median(w), statistics.median(c)) for m, (w, c) in times.items()}
             for method in methods:
@@ -309,6 +338,12 @@ def main() -> None:
         recorded = EARLIER_TOOL_RECORDED[set_name] / wall
         print(f"| {label} | {count} | {name} | {wall:.3f} | {cpu:.3f} | {decode_text} | {ratios[0]} | {ratios[1]} "
               f"| {recorded:.2f} |")
+    for set_name in sets:
+        by_method = {method: wall for name, _, method, wall, *_ in rows if name == set_name}
+        if "ours" in by_method and "ours-evidence" in by_method:
+            extra = by_method["ours-evidence"] / by_method["ours"] - 1
+            print(f"\nreference photos and pairs added to a run ({set_name}): {extra:+.1%} per step "
+                  f"(goal: at most +15%)")
     if memory:
         print()
         print(f"| whole optimize ({args.memory_steps} steps, 512 px) | peak resident set | goal {MEMORY_GOAL_MB} MB |")
