@@ -3,8 +3,10 @@
     uv run python bench/fuzz.py                 # 1000 cases, seed 0
     uv run python bench/fuzz.py -n 5000 --seed 7 --workers 2
 
-Each case is one command (``info``, ``infer``, ``enhance``, ``optimize``, ``train``) over a mutated
-``.cube``, a mutated image, a damaged weights file, a special file or a hostile option value. A case
+Each case is one command (``info``, ``infer``, ``convert``, ``enhance``, ``optimize``, ``fit``, ``match``,
+``train``) over a mutated ``.cube``, a mutated file of another LUT format (``.3dl``, ``.csp``,
+``.spi3d``, ``.spi1d``, CLF, a Hald image), a mutated image, a damaged weights file, a special file or
+a hostile option value. A case
 is clean when it exits 0, or 2 after one ``error:`` line, without a traceback, a hang, a big jump in
 memory, a changed input or a half-written file (see ``tests/fuzzing.py``). The failures are listed
 with their command lines; the same seed and count reproduce them. Exit status 1 when any failed.

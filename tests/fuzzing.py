@@ -45,6 +45,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CUBE_SEEDS = sorted((ROOT / "lutgen" / "data" / "luts").glob("*.cube")) + sorted(
     p for p in (ROOT / "tests" / "data" / "cube").glob("*.cube") if p.stat().st_size < 400_000
 )
+FORMAT_SEEDS = [ROOT / "tests" / "data" / "formats" / name for name in (
+    "discreet-3d-lut.3dl", "lut3d_arbitrary.csp", "lut3d_bizarre.spi3d", "lut1d_1.spi1d", "clf/lut3d_bizarre.clf",
+    "clf/range.clf", "clf/matrix_3x4_example.clf")]
+"""Small valid files of the other LUT formats (OpenColorIO's test files) that format cases mutate."""
 PHOTO = ROOT / "images" / "coffee.jpg"
 
 CASE_TIME_LIMIT_S = 20.0  # one case; a worker silent for longer than this plus start-up is killed
@@ -96,8 +100,9 @@ def make_cases(count: int, seed: int) -> list[Case]:
     seeds = _Seeds()
     cases = special_file_cases(seeds)
     makers = [
-        (0.45, lambda i: cube_case(rng, seeds, i)),
-        (0.35, lambda i: image_case(rng, seeds, i)),
+        (0.40, lambda i: cube_case(rng, seeds, i)),
+        (0.30, lambda i: image_case(rng, seeds, i)),
+        (0.10, lambda i: format_case(rng, seeds, i)),
         (0.08, lambda i: option_case(rng, seeds, i)),
         (0.06, lambda i: model_case(rng, seeds, i)),
         (0.06, lambda i: output_case(rng, seeds, i)),
@@ -120,6 +125,12 @@ class _Seeds:
         from PIL import Image
 
         self.cubes = {p.name: p.read_bytes() for p in CUBE_SEEDS}
+        self.formats = {p.name: p.read_bytes() for p in FORMAT_SEEDS if p.is_file()}
+        hald = io.BytesIO()
+        levels = np.arange(4) * 85  # a level-2 Hald: a 4^3 identity in an 8 x 8 image, red fastest
+        pixels = np.stack(np.meshgrid(levels, levels, levels, indexing="ij")[::-1], axis=-1).reshape(8, 8, 3)
+        Image.fromarray(pixels.astype(np.uint8)).save(hald, format="PNG")
+        self.formats["hald.png"] = hald.getvalue()
         photo = Image.open(PHOTO).convert("RGB").resize((40, 28))
         self.images = {}
         for suffix, fmt in ((".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP"), (".tif", "TIFF")):
@@ -165,6 +176,25 @@ def cube_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
         return Case(name, ["info", "{dir}/look.cube"], {"look.cube": mutated})
     argv = ["infer", "{dir}/look.cube", "{dir}/photo.png", "-o", "{dir}/out/graded.png"]
     return Case(name, argv, {"look.cube": mutated, "photo.png": seeds.images[".png"]})
+
+
+def format_case(rng: random.Random, seeds: _Seeds, index: int) -> Case:
+    """A mutated file of another LUT format (.3dl, .csp, .spi3d, .spi1d, CLF, a Hald image) given to ``info``
+    or ``convert``; PNG mutations for the Hald image, the text mutations of ``.cube`` files for the others."""
+    seed_name = rng.choice(sorted(seeds.formats))
+    data = seeds.formats[seed_name]
+    suffix = Path(seed_name).suffix
+    if suffix == ".png":
+        mutation = rng.choice(sorted(_IMAGE_MUTATIONS))
+        mutated, suffix = _IMAGE_MUTATIONS[mutation](rng, data, suffix)
+    else:
+        mutation = rng.choice(sorted(_CUBE_MUTATIONS))
+        mutated = _CUBE_MUTATIONS[mutation](rng, data)
+    name = f"format/{mutation}/{seed_name}#{index}"
+    look = f"look{suffix}"
+    if rng.random() < 0.5:
+        return Case(name, ["info", f"{{dir}}/{look}"], {look: mutated})
+    return Case(name, ["convert", f"{{dir}}/{look}", "{dir}/out/look.cube"], {look: mutated})
 
 
 def _flip_bytes(rng, data: bytes) -> bytes:
