@@ -414,7 +414,10 @@ def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     assert one["step"] == two["step"] == 8
     for key, value in one["model"].items():
         assert value.dtype == torch.float64
-        torch.testing.assert_close(two["model"][key], value, rtol=0, atol=1e-8, msg=key)
+        # Summing the two processes' gradients rounds differently from one batch's mean; through Adam's first
+        # steps (tiny second moments) that reaches 9e-9 for some seeds (measured over seeds 1-4), so 1e-6:
+        # still 100 times below what training moves (asserted below).
+        torch.testing.assert_close(two["model"][key], value, rtol=0, atol=1e-6, msg=key)
     changed = max((value - _initial(key, value)).abs().max().item() for key, value in one["model"].items()
                   if key == "lut_generator.basis_luts_bank.weight")
     assert changed > 1e-4  # the models did train
