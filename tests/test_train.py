@@ -383,14 +383,14 @@ main()
 def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     """float64, so that the only differences are rounding: same total batch of 2, 8 steps, AdaInt frozen
     for the first epoch, augmentation on (crops, flips and jitter follow the sample, not the process).
-    No --seed: the processes must agree on the seed the first one draws."""
+    The seed is given (7), so that the comparison is the same at every run."""
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     output = tmp_path / "two.safetensors"
     arguments = [
         "train", "--input-dir", pairs[0], "--target-dir", pairs[1], "-o", output, "--epochs", "2",
         "--batch-size", "2", "--learning-rate", "1e-3", "--n-vertices", "9", "--adaint-frozen-epochs", "1",
-        "--device", "cpu", "--max-side", "64", "--precision", "float64",
+        "--device", "cpu", "--max-side", "64", "--precision", "float64", "--seed", "7",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(probe)]
@@ -404,7 +404,8 @@ def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     # The one-process run is a fresh process too, so that nothing an earlier test did to this process's
     # torch or NumPy state can tell the two apart.
     single_output = tmp_path / "single.safetensors"
-    single_arguments = [*arguments[:6], single_output, *arguments[7:], "--seed", seed]
+    assert seed == 7
+    single_arguments = [*arguments[:6], single_output, *arguments[7:]]
     single = subprocess.run([sys.executable, str(probe), *map(str, single_arguments)], capture_output=True,
                             text=True, env=env, timeout=300, cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-3000:]
@@ -414,10 +415,11 @@ def test_two_gloo_processes_train_the_same_model_as_one(pairs, tmp_path):
     assert one["step"] == two["step"] == 8
     for key, value in one["model"].items():
         assert value.dtype == torch.float64
-        # Summing the two processes' gradients rounds differently from one batch's mean; through Adam's first
-        # steps (tiny second moments) that reaches 9e-9 for some seeds (measured over seeds 1-4), so 1e-6:
-        # still 100 times below what training moves (asserted below).
-        torch.testing.assert_close(two["model"][key], value, rtol=0, atol=1e-6, msg=key)
+        # The two processes' gradients are summed in another order than one process's batch: the models
+        # differed by 2e-11 to 9e-9 over seeds 1-10 (measured; 2e-9 for seed 7), so 1e-6, still 100 times
+        # below what training moves (asserted below).
+        difference = (two["model"][key] - value).abs().max().item()
+        assert difference <= 1e-6, f"{key} differs by {difference:.3g}"
     changed = max((value - _initial(key, value)).abs().max().item() for key, value in one["model"].items()
                   if key == "lut_generator.basis_luts_bank.weight")
     assert changed > 1e-4  # the models did train
