@@ -8,7 +8,6 @@ independently of lutgen's vectorised version.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -448,7 +448,7 @@ def fit_lattice(x: np.ndarray, y: np.ndarray, n: int, smoothness: float = DEFAUL
     pull = identity_pull(n, identity_weight, black_weight, white_weight) if (
         identity_weight or black_weight or white_weight) else None
     h = np.ones(len(x))
-    offset = None
+    offset = flat = None
     iterations = max(1, iterations)
     for iteration in range(iterations):
         if iteration:
