@@ -114,27 +114,19 @@ def soft_step(values: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
     return values + room * soft_share(step / open_room)
 
 
-def _widened(table: torch.Tensor, title: str | None, comments: tuple[str, ...]) -> LUT:
-    """``table`` (float32) as a :class:`LUT`, widened to float64 exactly."""
-    values = table.detach().to("cpu", torch.float32).numpy().astype(np.float64)
-    return LUT(values, title=title, comments=comments)
+class TrainableLUT(nn.Module):
+    """What every trainable LUT shares: the identity table ``G`` it starts from, and the table as a LUT.
 
-
-class BoundedLUT(nn.Module):
-    """A trainable ``size``^3 LUT over the unit cube, one parameter per node and channel (see the module docstring).
+    Subclasses define :meth:`table` (``(N, N, N, 3)`` in ``[0, 1]``, differentiable), :meth:`param_groups`
+    (Adam's groups) and, where some parameter can sit where it does nothing, :meth:`keep_in_range`.
 
     Attributes:
-        raw: ``(N, N, N, 3)`` float32 parameter ``θ``, zero at the start.
         identity: ``(N, N, N, 3)`` float32 buffer ``G``.
     """
 
     def __init__(self, size: int, device: torch.device | str | None = None):
         super().__init__()
-        identity = identity_table(size, device=device, dtype=torch.float32)
-        self.register_buffer("identity", identity)
-        self.raw = nn.Parameter(torch.zeros_like(identity))
-        self.register_buffer("_at_floor", identity == 0.0)
-        self.register_buffer("_at_ceiling", identity == 1.0)
+        self.register_buffer("identity", identity_table(size, device=device, dtype=torch.float32))
 
     @property
     def size(self) -> int:
@@ -145,6 +137,43 @@ class BoundedLUT(nn.Module):
         """The device the table lives on."""
         return self.identity.device
 
+    def table(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def change(self) -> torch.Tensor:
+        """``table() - identity``, ``(N, N, N, 3)``; exactly zero at the start. Differentiable."""
+        return self.table() - self.identity
+
+    def forward(self) -> torch.Tensor:
+        """Same as :meth:`table`."""
+        return self.table()
+
+    @torch.no_grad()
+    def keep_in_range(self) -> None:
+        """Nothing to keep by default."""
+
+    @torch.no_grad()
+    def to_lut(self, title: str | None = None, comments: tuple[str, ...] = ()) -> LUT:
+        """The current table as a :class:`~lutgen.lut.LUT` (float32 values widened to float64 exactly)."""
+        values = self.table().detach().to("cpu", torch.float32).numpy().astype(np.float64)
+        return LUT(values, title=title, comments=comments)
+
+
+class BoundedLUT(TrainableLUT):
+    """A trainable ``size``^3 LUT over the unit cube, one parameter per node and channel (see the module docstring).
+
+    Attributes:
+        raw: ``(N, N, N, 3)`` float32 parameter ``θ``, zero at the start.
+        identity: ``(N, N, N, 3)`` float32 buffer ``G``.
+    """
+
+    def __init__(self, size: int, device: torch.device | str | None = None):
+        super().__init__(size, device)
+        identity = self.identity
+        self.raw = nn.Parameter(torch.zeros_like(identity))
+        self.register_buffer("_at_floor", identity == 0.0)
+        self.register_buffer("_at_ceiling", identity == 1.0)
+
     def change(self) -> torch.Tensor:
         """``table - identity``, shape ``(N, N, N, 3)``; exactly zero at the start. Differentiable."""
         return toward_bounds(self.identity, torch.tanh(self.raw))
@@ -152,10 +181,6 @@ class BoundedLUT(nn.Module):
     def table(self) -> torch.Tensor:
         """The LUT values, shape ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
         return self.identity + self.change()
-
-    def forward(self) -> torch.Tensor:
-        """Same as :meth:`table`."""
-        return self.table()
 
     @torch.no_grad()
     def keep_in_range(self) -> None:
@@ -167,13 +192,8 @@ class BoundedLUT(nn.Module):
         """Adam's parameter groups: the one raw parameter at ``learning_rate``."""
         return [{"params": [self.raw], "lr": learning_rate}]
 
-    @torch.no_grad()
-    def to_lut(self, title: str | None = None, comments: tuple[str, ...] = ()) -> LUT:
-        """The current table as a :class:`~lutgen.lut.LUT` (float32 values widened to float64 exactly)."""
-        return _widened(self.table(), title, comments)
 
-
-class StructuredLUT(nn.Module):
+class StructuredLUT(TrainableLUT):
     """A global colour stage in front of a residual lattice, all baked into one trainable table.
 
     Per node ``G`` (the identity table, channels R, G, B)::
@@ -202,22 +222,11 @@ class StructuredLUT(nn.Module):
     RATES = MappingProxyType({"matrix": 2.0, "curves": 1.0, "residual": 1.0})
 
     def __init__(self, size: int, device: torch.device | str | None = None, curve_knots: int = CURVE_KNOTS):
-        super().__init__()
-        identity = identity_table(size, device=device, dtype=torch.float32)
-        self.register_buffer("identity", identity)
+        super().__init__(size, device)
         self.matrix = nn.Parameter(torch.zeros(3, 3, device=device))
         self.offset = nn.Parameter(torch.zeros(3, device=device))
         self.curves = MonotoneCurves(3, curve_knots, device=device)
-        self.residual = nn.Parameter(torch.zeros_like(identity))
-
-    @property
-    def size(self) -> int:
-        return self.identity.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        """The device the table lives on."""
-        return self.identity.device
+        self.residual = nn.Parameter(torch.zeros_like(self.identity))
 
     def base(self) -> torch.Tensor:
         """The global stage at every node, ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
@@ -228,14 +237,6 @@ class StructuredLUT(nn.Module):
         """The LUT values, ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
         base = self.base()
         return base + toward_bounds(base, torch.tanh(self.residual))
-
-    def change(self) -> torch.Tensor:
-        """``table() - identity``, ``(N, N, N, 3)``; exactly zero at the start. Differentiable."""
-        return self.table() - self.identity
-
-    def forward(self) -> torch.Tensor:
-        """Same as :meth:`table`."""
-        return self.table()
 
     @torch.no_grad()
     def keep_in_range(self) -> None:
@@ -269,13 +270,8 @@ class StructuredLUT(nn.Module):
             {"params": [self.residual], "lr": learning_rate * self.RATES["residual"]},
         ]
 
-    @torch.no_grad()
-    def to_lut(self, title: str | None = None, comments: tuple[str, ...] = ()) -> LUT:
-        """The current table as a :class:`~lutgen.lut.LUT` (float32 values widened to float64 exactly)."""
-        return _widened(self.table(), title, comments)
 
-
-class MonochromeLUT(nn.Module):
+class MonochromeLUT(TrainableLUT):
     """A trainable black-and-white LUT: the same value in all three channels at every node, exactly.
 
     Per node ``G`` (channels R, G, B)::
@@ -301,21 +297,10 @@ class MonochromeLUT(nn.Module):
     RATES = MappingProxyType({"mix": 3.0, "curve": 5.0, "levels": 1.0})
 
     def __init__(self, size: int, device: torch.device | str | None = None, curve_knots: int = CURVE_KNOTS):
-        super().__init__()
-        identity = identity_table(size, device=device, dtype=torch.float32)
-        self.register_buffer("identity", identity)
+        super().__init__(size, device)
         self.mix = nn.Parameter(torch.tensor([math.log(w) for w in LUMA_709], device=device))
         self.curve = MonotoneCurves(1, curve_knots, device=device)
         self.levels = nn.Parameter(torch.zeros(2, device=device))
-
-    @property
-    def size(self) -> int:
-        return self.identity.shape[0]
-
-    @property
-    def device(self) -> torch.device:
-        """The device the table lives on."""
-        return self.identity.device
 
     def weights(self) -> torch.Tensor:
         """The ``(3,)`` channel mix: non-negative, summing to 1 (up to rounding)."""
@@ -337,14 +322,6 @@ class MonochromeLUT(nn.Module):
     def table(self) -> torch.Tensor:
         """The LUT values, ``(N, N, N, 3)`` in ``[0, 1]``, equal in the three channels. Differentiable."""
         return self.grey().unsqueeze(-1).expand(*self.identity.shape)
-
-    def change(self) -> torch.Tensor:
-        """``table() - identity``, ``(N, N, N, 3)``. Differentiable."""
-        return self.table() - self.identity
-
-    def forward(self) -> torch.Tensor:
-        """Same as :meth:`table`."""
-        return self.table()
 
     @torch.no_grad()
     def keep_in_range(self) -> None:
@@ -369,8 +346,3 @@ class MonochromeLUT(nn.Module):
             {"params": [self.curve.logits], "lr": learning_rate * self.RATES["curve"]},
             {"params": [self.levels], "lr": learning_rate * self.RATES["levels"]},
         ]
-
-    @torch.no_grad()
-    def to_lut(self, title: str | None = None, comments: tuple[str, ...] = ()) -> LUT:
-        """The current table as a :class:`~lutgen.lut.LUT` (float32 values widened to float64 exactly)."""
-        return _widened(self.table(), title, comments)
