@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import PyOpenColorIO as ocio
 import pytest
 from cli_runner import one_sentence_error, run_lutgen
+from reference import ocio_apply
 
 from lutgen.color.cpu import apply_lut_array
 from lutgen.errors import CubeFormatError, LutgenError, LutgenWarning, OptionError
@@ -22,16 +22,6 @@ from lutgen.lut import LUT, Shaper, grid
 
 DATA = Path(__file__).parent / "data" / "formats"
 OCIO_FILES = ["discreet-3d-lut.3dl", "crosstalk.3dl"]
-
-
-def ocio_apply(path: Path, x: np.ndarray) -> np.ndarray:
-    """OpenColorIO's reading and (float32, linear) application of the file to ``x`` ``(P, 3)`` in 0..1."""
-    ocio.ClearAllCaches()
-    transform = ocio.FileTransform(src=str(path), interpolation=ocio.INTERP_LINEAR)
-    processor = ocio.Config.CreateRaw().getProcessor(transform).getDefaultCPUProcessor()
-    pixels = np.ascontiguousarray(x, dtype=np.float32).copy()
-    processor.applyRGB(pixels)
-    return pixels.astype(np.float64)
 
 
 def code_grid(bits: int, steps: int) -> np.ndarray:
