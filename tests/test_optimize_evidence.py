@@ -206,3 +206,9 @@ def test_cli_pairs_run_without_clip(training_folder, desaturated_pairs, tmp_path
                         "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "no CLIP needed" in result.stdout and output.is_file()
+
+
+def test_pairs_of_one_folder_are_refused_naming_the_option(training_folder, desaturated_pairs, tmp_path):
+    before, _ = desaturated_pairs
+    with pytest.raises(OptionError, match=r"^--pairs AFTER_DIR .* is the --pairs BEFORE_DIR folder; the targets"):
+        validate(options(training_folder, tmp_path, pairs=(before, before)))

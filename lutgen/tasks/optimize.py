@@ -224,8 +224,7 @@ def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
     from lutgen.optim.views import DEFAULT_VIEW_SIZE, ViewSampler, stored_image, working_side
 
     device = pick_device(options.device)
-    evidence = plan.evidence
-    uses_clip = bool(evidence.prompts or evidence.negatives or (evidence.references and options.reference_similarity))
+    uses_clip = plan.evidence.needs_clip(options.reference_similarity)
     source = resolve_weights(options.clip_model, options.clip_pretrained) if uses_clip else None
     view_side = expected_image_size(source) if source is not None else DEFAULT_VIEW_SIZE
     side = working_side((view_side, view_side))

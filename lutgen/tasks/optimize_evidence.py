@@ -64,6 +64,10 @@ class Evidence:
         return [p.text for p in self.prompts] + [n.text for n in self.negatives] + (
             [self.source] if self.source is not None else [])
 
+    def needs_clip(self, reference_similarity: float) -> bool:
+        """Whether some term needs CLIP: prompts, negative prompts, or references weighed by CLIP similarity."""
+        return bool(self.prompts or self.negatives or (self.references and reference_similarity > 0))
+
     def title(self) -> str:
         """The title of the ``.cube``: the first prompt, else what the look was made from."""
         if self.prompts:
@@ -157,7 +161,8 @@ def check_pairs(pairs) -> list[ImagePair]:
     if pairs is None or all(part is None for part in pairs):
         return []
     before_dir, after_dir = map(Path, pairs)
-    found = pair_images(before_dir, after_dir, aspect_tolerance=PAIR_ASPECT_TOLERANCE)
+    found = pair_images(before_dir, after_dir, aspect_tolerance=PAIR_ASPECT_TOLERANCE,
+                        options=("--pairs BEFORE_DIR", "--pairs AFTER_DIR"))
     if len(found) > MAX_PAIRS:
         raise ImageError(f"--pairs {before_dir} {after_dir} holds {len(found)} pairs; at most {MAX_PAIRS} are allowed")
     return found

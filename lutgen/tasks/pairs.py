@@ -72,24 +72,27 @@ def _check_sizes(pair: ImagePair, aspect_tolerance: float | None) -> None:
                          f"{abs(ratio - 1):.1%}, more than {aspect_tolerance:.0%}); a pair must show the same scene")
 
 
-def _check_distinct_folders(input_dir: Path, target_dir: Path) -> None:
+def _check_distinct_folders(input_dir: Path, target_dir: Path, options: tuple[str, str]) -> None:
     """Refuse a target folder that is the input folder: every photo would be its own target."""
     try:
         same = Path(input_dir).samefile(target_dir)
     except OSError:  # a folder that does not exist is reported by the pairing, by name
         return
     if same:
-        raise OptionError(f"--target-dir {target_dir} is the --input-dir folder; the targets must be other photos "
+        raise OptionError(f"{options[1]} {target_dir} is the {options[0]} folder; the targets must be other photos "
                           "(the same scenes, graded)")
 
 
-def pair_images(input_dir: Path, target_dir: Path, aspect_tolerance: float | None = None) -> list[ImagePair]:
+def pair_images(input_dir: Path, target_dir: Path, aspect_tolerance: float | None = None,
+                options: tuple[str, str] = ("--input-dir", "--target-dir")) -> list[ImagePair]:
     """All pairs of ``input_dir`` and ``target_dir``, sorted by name; see the module docstring for errors.
+
+    ``options`` name the two folders in messages, as the command's options give them.
 
     Pairs of different sizes are refused unless ``aspect_tolerance`` is given: then a pair is kept
     when the aspect ratios (width / height) agree within that fraction, with both sizes recorded.
     """
-    _check_distinct_folders(input_dir, target_dir)
+    _check_distinct_folders(input_dir, target_dir, options)
     inputs = _by_stem(Path(input_dir), "input")
     targets = _by_stem(Path(target_dir), "target")
     lonely_inputs = sorted(set(inputs) - set(targets))
