@@ -265,7 +265,7 @@ def pair_tensors(pairs: Sequence[ImagePair], device, seed: int):
     import numpy as np
     import torch
 
-    from lutgen.tasks.fit import check_alignment, load_pair, sample_pixels
+    from lutgen.tasks.pair_pixels import check_alignment, load_pair, sample_pixels
 
     rng = np.random.default_rng(seed)
     befores, afters = [], []
