@@ -61,8 +61,7 @@ from lutgen.errors import LutgenError, LutgenWarning, OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.optim.lattice_fit import DEFAULT_SMOOTHNESS, fit_lattice, interpolate
-from lutgen.tasks.optimize_plan import MAX_LOSS_WEIGHT
-from lutgen.tasks.options import check_number, check_output_file
+from lutgen.tasks.options import MAX_LOSS_WEIGHT, check_number, check_output_file
 from lutgen.tasks.pair_pixels import check_alignment, load_pair, sample_pixels
 from lutgen.tasks.pairs import ImagePair, pair_images
 from lutgen.tasks.recipe import pair_line, recipe

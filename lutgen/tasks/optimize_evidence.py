@@ -27,13 +27,13 @@ from pathlib import Path
 from lutgen.errors import ImageError, OptionError
 from lutgen.fileio import check_regular_file
 from lutgen.imaging import IMAGE_EXTENSIONS, find_images, image_size
+from lutgen.tasks.options import MAX_LOSS_WEIGHT
 from lutgen.tasks.pairs import ImagePair, pair_images
 from lutgen.tasks.recipe import file_line, pair_line, text_line
 
 MAX_PROMPT_CHARACTERS = 1000
 MAX_PROMPTS = 16
 """Most prompts of each kind: every one is embedded once and compared with every view at every step."""
-MAX_PROMPT_WEIGHT = 1000.0
 MAX_REFERENCES = 100
 MAX_PAIRS = 100
 PAIR_ASPECT_TOLERANCE = 0.01
@@ -128,9 +128,9 @@ def weighted_texts(texts, weights, option: str, weight_option: str) -> list[Weig
     for index, text in enumerate(texts):
         weight = weights[index] if weights else 1.0
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight) \
-                or not 0 < weight <= MAX_PROMPT_WEIGHT:
+                or not 0 < weight <= MAX_LOSS_WEIGHT:
             raise OptionError(f"{weight_option} {weight!r} is not a number greater than 0 and at most "
-                              f"{MAX_PROMPT_WEIGHT:g}")
+                              f"{MAX_LOSS_WEIGHT:g}")
         checked.append(WeightedText(check_text(text, option), float(weight)))
     return checked
 

@@ -39,7 +39,7 @@ from lutgen.lut import MIN_3D_SIZE
 from lutgen.optim.training_log import BUNDLED_IMAGES, PREVIEW_WIDTH, is_log_file_name
 from lutgen.tasks.optimize_evidence import MAX_PROMPT_CHARACTERS, Evidence, check_evidence  # noqa: F401
 from lutgen.tasks.optimize_evidence import inputs as evidence_inputs
-from lutgen.tasks.options import check_number, check_output_file, choose_seed
+from lutgen.tasks.options import MAX_LOSS_WEIGHT, check_number, check_output_file, choose_seed
 
 DEFAULT_TEST_IMAGE = "mate_greenmeadow.jpg"
 
@@ -51,7 +51,6 @@ MAX_BATCH_SIZE = 256
 """Largest ``--batch-size``: every view keeps CLIP's activations for the backward pass, about 28 MB
 per view for ViT-B-32 in float32 (measured), so 7 GB at 256; larger models need more."""
 LEARNING_RATE_RANGE = (1e-6, 1.0)
-MAX_LOSS_WEIGHT = 1000.0
 MAX_SNAPSHOTS = 1000
 MAX_SNAPSHOT_BYTES = 2 << 30
 CUBE_BYTES_PER_NODE = 27  # "0.123456 0.123456 0.123456\n"

@@ -10,6 +10,8 @@ from lutgen.errors import OptionError
 from lutgen.fileio import check_folder_writable
 
 MAX_SEED = 2**31 - 1
+MAX_LOSS_WEIGHT = 1000.0
+"""Largest weight of a loss or evidence term, in every command: 1000 already lets one term drown the others."""
 
 
 def check_number(name: str, value, low=None, high=None, low_inclusive: bool = True) -> None:
