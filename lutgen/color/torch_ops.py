@@ -159,6 +159,19 @@ def apply_lut_gather(image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
     return out.movedim(-1, -3)
 
 
+def apply_lut_reproducible(image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Trilinear interpolation of ``table`` at ``image`` on the unit cube, by the kernel whose backward
+    pass is reproducible on the image's device.
+
+    :func:`apply_lut` (``grid_sample``) on the CPU and MPS, where its backward pass is deterministic and
+    fastest; :func:`apply_lut_gather` on CUDA, where ``grid_sample``'s backward accumulates with atomics.
+    Shapes as :func:`apply_lut_gather`; on CUDA the result is differentiable w.r.t. the table only.
+    """
+    if image.device.type == "cuda":
+        return apply_lut_gather(image, table)
+    return apply_lut(image, table)
+
+
 def apply_lut_tetrahedral(image: torch.Tensor, table: torch.Tensor, domain=None) -> torch.Tensor:
     """Tetrahedral interpolation of the 3D ``table`` at every pixel of ``image``.
 

@@ -56,7 +56,7 @@ from __future__ import annotations
 import torch
 
 from lutgen.color.oklab_torch import srgb_to_oklab
-from lutgen.color.torch_ops import apply_lut
+from lutgen.color.torch_ops import apply_lut_reproducible
 
 NEGATIVE_MARGIN = 0.02
 """How much less like a negative prompt than the ungraded view a graded view must be before
@@ -358,9 +358,9 @@ def pair_loss(table_change: torch.Tensor, before: torch.Tensor, after: torch.Ten
 
     Returns:
         0-d tensor, the mean over pixels and channels of ``charbonnier(before + trilinear(before,
-        table_change) - after)``: 0 when the LUT is the look. Differentiable w.r.t. the table
-        (and the pixels).
+        table_change) - after)``: 0 when the LUT is the look. Differentiable w.r.t. the table, by
+        the kernel whose backward pass is reproducible on the pixels' device (the trainer's).
     """
     image = before.t().unsqueeze(0).unsqueeze(2)  # (1, 3, 1, P), graded as the trainer grades views
-    change = apply_lut(image, table_change)[0, :, 0, :].t()
+    change = apply_lut_reproducible(image, table_change)[0, :, 0, :].t()
     return charbonnier(before + change - after, delta).mean()

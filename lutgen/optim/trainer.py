@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lutgen.color.torch_ops import apply_lut, apply_lut_gather
+from lutgen.color.torch_ops import apply_lut_reproducible
 from lutgen.optim.objective import LossTerms, Objective
 from lutgen.optim.views import ViewSampler
 
@@ -73,18 +73,6 @@ class NonFiniteLoss(ArithmeticError):
         self.what = what
 
 
-def grade(views: torch.Tensor, table_change: torch.Tensor) -> torch.Tensor:
-    """The change a LUT with table ``identity + table_change`` makes to ``views`` (``(B, 3, h, w)``).
-
-    ``grid_sample`` (:func:`~lutgen.color.torch_ops.apply_lut`) on the CPU and MPS, where its backward
-    pass is deterministic and fastest; :func:`~lutgen.color.torch_ops.apply_lut_gather` on CUDA, for
-    reproducible runs.
-    """
-    if views.device.type == "cuda":
-        return apply_lut_gather(views, table_change)
-    return apply_lut(views, table_change)
-
-
 class LutTrainer:
     """Optimises a trainable LUT so that graded views minimise the objective.
 
@@ -107,7 +95,7 @@ class LutTrainer:
     def losses(self, views: torch.Tensor) -> LossTerms:
         """All loss terms for a batch of views at the current LUT (differentiable)."""
         table_change = self.lut.change()
-        change = grade(views, table_change)
+        change = apply_lut_reproducible(views, table_change)
         return self.objective.terms(views, change, table_change)
 
     def step(self) -> StepRecord:
