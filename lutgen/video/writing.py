@@ -1,0 +1,162 @@
+"""Writing a graded video: the encoder, the copied streams and the metadata kept from the source.
+
+The video stream keeps the source's time base and every frame's time stamp (so variable frame rates
+survive), its frame rate, sample aspect ratio, rotation (display matrix) and colour description
+(primaries, transfer, matrix, range). Audio, subtitle and data streams are remuxed packet by packet,
+unchanged. The container is chosen by the output's extension.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import VideoReformatter
+
+from lutgen.errors import LutgenError, OptionError
+from lutgen.video.codecs import Family, output_format
+from lutgen.video.probe import VIDEO_EXTENSIONS
+from lutgen.video.reading import VideoSource
+
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+              ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".mxf": "mxf"}
+"""The muxer for each video extension (:data:`lutgen.video.probe.VIDEO_EXTENSIONS`)."""
+
+_SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+"""libswscale's matrix (``SWS_CS_*``) for a stream's ``AVColorSpace``: BT.709, FCC, BT.601 (both), 240M, BT.2020."""
+_RGB_SPACE = 0  # AVCOL_SPC_RGB
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
+
+
+def container_format(target: Path) -> str:
+    """The muxer name for the output's extension; an :class:`OptionError` for one that is no video."""
+    try:
+        return CONTAINERS[target.suffix.lower()]
+    except KeyError:
+        raise OptionError(f"the output of a video must end in one of {', '.join(VIDEO_EXTENSIONS)}, not "
+                          f"{target.name}") from None
+
+
+class VideoSink:
+    """An output container being written: :meth:`write` graded frames, :meth:`copy` other packets, :meth:`close`.
+
+    ``path`` is where the file is written (a temporary name), ``target`` its final name (for messages
+    and the container's type).
+    """
+
+    def __init__(self, path: Path, target: Path, source: VideoSource, family: Family, quality: int | None):
+        self.target = target
+        self.source = source
+        self.container = av.open(str(path), "w", format=container_format(target))
+        self.reformatter = VideoReformatter()
+        try:
+            self._add_video(family, quality)
+            self.copies = {s.index: self._add_copy(s) for s in source.others()}
+        except BaseException:
+            self.container.close()
+            raise
+        self.container.metadata.update(source.container.metadata)
+        self.started = False
+
+    def _add_video(self, family: Family, quality: int | None) -> None:
+        src = self.source.stream
+        codec = av.codec.Codec(family.encoder, "w")
+        if not self._holds(family.encoder):
+            raise OptionError(f"a {self.target.suffix} file cannot hold {family.label} video; choose another "
+                              "--codec or write .mkv")
+        supported = {f.name for f in codec.video_formats or ()}
+        self.pixel_format = output_format(family, self.source.depth, self.source.chroma, supported)
+        rate = src.average_rate or src.guessed_rate or src.base_rate
+        stream = self.container.add_stream(family.encoder, rate=rate)
+        context = stream.codec_context
+        context.width, context.height = src.codec_context.width, src.codec_context.height
+        context.pix_fmt = self.pixel_format
+        context.time_base = src.time_base
+        stream.time_base = src.time_base
+        context.thread_type = "AUTO"
+        if src.sample_aspect_ratio:
+            context.sample_aspect_ratio = src.sample_aspect_ratio
+        self._set_colour(context, src.codec_context)
+        stream.options = family.options(quality, self.source.chroma)
+        stream.metadata.update({k: v for k, v in src.metadata.items() if k in ("language", "title", "handler_name")})
+        self.family = family
+        self.stream = stream
+
+    def _holds(self, codec_name: str) -> bool:
+        return codec_name in self.container.supported_codecs
+
+    def _set_colour(self, context, src_context) -> None:
+        """The source's colour description on the encoder; RGB output is tagged RGB, full range."""
+        context.color_primaries = src_context.color_primaries
+        context.color_trc = src_context.color_trc
+        if self.is_rgb:
+            context.colorspace, context.color_range = _RGB_SPACE, _FULL_RANGE
+            self.matrix, self.range = None, _FULL_RANGE
+            return
+        context.colorspace = src_context.colorspace
+        context.color_range = src_context.color_range
+        self.matrix = _SWS_MATRIX.get(int(src_context.colorspace))
+        self.range = int(src_context.color_range) or _LIMITED_RANGE
+
+    @property
+    def is_rgb(self) -> bool:
+        return self.pixel_format.startswith(("gbr", "bgr", "rgb"))
+
+    def _add_copy(self, stream):
+        try:
+            return self.container.add_stream_from_template(stream)
+        except (ValueError, av.FFmpegError):
+            raise OptionError(f"a {self.target.suffix} file cannot hold the {stream.type} stream "
+                              f"#{stream.index} ({stream.codec_context.name if stream.codec_context else 'data'}) "
+                              f"of {self.source.path}; write .mkv instead") from None
+
+    def _start(self, frame: av.VideoFrame) -> None:
+        rotation = frame.rotation
+        if rotation:
+            self.stream.set_display_rotation(rotation)
+        self.started = True
+
+    def frame_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
+        """The graded ``(H, W, 3)`` uint8/uint16 RGB array as a frame in the output's pixel format.
+
+        Deep RGB output (``gbrpNle``) is rounded from 16 bits here, to the nearest code; everything
+        else goes through libswscale with the source's matrix and range.
+        """
+        if self.pixel_format.startswith("gbrp"):
+            bits = int(self.pixel_format[4:-2])
+            codes = rgb if bits == 16 else ((rgb.astype(np.uint32) * ((1 << bits) - 1) + 32767) // 65535)
+            return av.VideoFrame.from_ndarray(codes.astype(np.uint16), format=self.pixel_format)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+        return self.reformatter.reformat(frame, format=self.pixel_format, dst_colorspace=self.matrix,
+                                         dst_color_range=self.range)
+
+    def write(self, rgb: np.ndarray, source_frame: av.VideoFrame) -> None:
+        """Encode the graded ``rgb`` with the time stamp of ``source_frame``."""
+        if not self.started:
+            self._start(source_frame)
+        frame = self.frame_from_rgb(rgb)
+        frame.pts = source_frame.pts
+        frame.time_base = source_frame.time_base or self.source.stream.time_base
+        self._mux(self.stream.encode(frame))
+
+    def copy(self, packet: av.Packet) -> None:
+        """Remux a packet of an audio, subtitle or data stream unchanged."""
+        if packet.dts is None and packet.size == 0:
+            return  # the demuxer's end-of-stream marker
+        packet.stream = self.copies[packet.stream.index]
+        self._mux([packet])
+
+    def _mux(self, packets) -> None:
+        try:
+            self.container.mux(packets)
+        except av.FFmpegError as error:
+            raise LutgenError(f"cannot write {self.target}: {getattr(error, 'strerror', None) or error}") from None
+
+    def close(self) -> None:
+        """Flush the encoder and finish the file."""
+        try:
+            self._mux(self.stream.encode(None))
+        finally:
+            self.container.close()
