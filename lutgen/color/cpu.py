@@ -25,13 +25,15 @@ does not import torch.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 
 import numpy as np
 from numba import njit, prange
 
 from lutgen.errors import OptionError
-from lutgen.lut import INTERPOLATIONS, LUT
+from lutgen.lut import INTERPOLATIONS, LUT, Shaper, grid
 
 
 _INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
@@ -219,73 +221,116 @@ def _fill_code_lookup_1d(lookup, shaped, maxv, strength):
 
 
 # --------------------------------------------------------------------------------------------
-# Parallel kernels over flattened pixels (P, 3)
+# Kernels over flattened pixels (P, 3): one pixel's work, then a parallel and a serial loop over it
 # --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always", **_JIT)
+def _codes_3d_pixel(pixels, out, p, offset, frac, t, sg, sb, maxv, strength, tetrahedral):
+    """3D table on integer pixel ``p`` of ``pixels`` ``(P, 3)``, written to ``out[p]``.
+
+    ``offset``/``frac`` ``(maxv + 1, 3)`` are the per-code cells of :func:`_code_cells`, ``t`` the flattened
+    table, ``sg``/``sb`` its green and blue strides.
+    """
+    vr = pixels[p, 0]
+    vg = pixels[p, 1]
+    vb = pixels[p, 2]
+    base = offset[vr, 0] + offset[vg, 1] + offset[vb, 2]
+    y0, y1, y2 = _interpolate(t, base, sg, sb, frac[vr, 0], frac[vg, 1], frac[vb, 2], tetrahedral)
+    out[p, 0] = _to_code(_blend(vr / maxv, y0, strength), maxv)
+    out[p, 1] = _to_code(_blend(vg / maxv, y1, strength), maxv)
+    out[p, 2] = _to_code(_blend(vb / maxv, y2, strength), maxv)
 
 
 @njit(parallel=True, **_JIT)
 def _apply_codes_3d(pixels, out, offset, frac, t, n, maxv, strength, tetrahedral):
-    """3D table on integer pixels ``(P, 3)``.
-
-    ``offset``/``frac`` ``(maxv + 1, 3)`` are the per-code cells of :func:`_code_cells`, ``t`` the flattened
-    ``n``-node table.
-    """
-    sg = 3 * n
-    sb = 3 * n * n
+    """3D table on integer pixels ``(P, 3)`` on every kernel thread (see :func:`_codes_3d_pixel`)."""
     for p in prange(pixels.shape[0]):
-        vr = pixels[p, 0]
-        vg = pixels[p, 1]
-        vb = pixels[p, 2]
-        base = offset[vr, 0] + offset[vg, 1] + offset[vb, 2]
-        fr = frac[vr, 0]
-        fg = frac[vg, 1]
-        fb = frac[vb, 2]
-        y0, y1, y2 = _interpolate(t, base, sg, sb, fr, fg, fb, tetrahedral)
-        out[p, 0] = _to_code(_blend(vr / maxv, y0, strength), maxv)
-        out[p, 1] = _to_code(_blend(vg / maxv, y1, strength), maxv)
-        out[p, 2] = _to_code(_blend(vb / maxv, y2, strength), maxv)
+        _codes_3d_pixel(pixels, out, p, offset, frac, t, 3 * n, 3 * n * n, maxv, strength, tetrahedral)
+
+
+@njit(**_JIT)
+def _apply_codes_3d_serial(pixels, out, offset, frac, t, n, maxv, strength, tetrahedral):
+    """3D table on integer pixels ``(P, 3)`` in the calling thread alone."""
+    for p in range(pixels.shape[0]):
+        _codes_3d_pixel(pixels, out, p, offset, frac, t, 3 * n, 3 * n * n, maxv, strength, tetrahedral)
 
 
 @njit(parallel=True, **_JIT)
 def _apply_codes_1d(pixels, out, lookup):
-    """Per-channel code lookup ``(maxv + 1, 3)`` on integer pixels ``(P, 3)``."""
+    """Per-channel code lookup ``(maxv + 1, 3)`` on integer pixels ``(P, 3)`` on every kernel thread."""
     for p in prange(pixels.shape[0]):
         for c in range(3):
             out[p, c] = lookup[pixels[p, c], c]
 
 
+@njit(**_JIT)
+def _apply_codes_1d_serial(pixels, out, lookup):
+    """Per-channel code lookup ``(maxv + 1, 3)`` on integer pixels ``(P, 3)`` in the calling thread alone."""
+    for p in range(pixels.shape[0]):
+        for c in range(3):
+            out[p, c] = lookup[pixels[p, c], c]
+
+
+@njit(inline="always", **_JIT)
+def _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
+                 has_table, strength, tetrahedral):
+    """Shaper and/or 3D table on float pixel ``p`` of ``pixels`` ``(P, 3)``, written to ``out[p]``.
+
+    ``t`` is the flattened ``n``-node table; ``s_scale``/``t_scale`` the nodes per unit of each channel.
+    """
+    x0 = np.float64(pixels[p, 0])
+    x1 = np.float64(pixels[p, 1])
+    x2 = np.float64(pixels[p, 2])
+    s0, s1, s2 = x0, x1, x2
+    if has_shaper:
+        s0 = _shape(x0, shaper, shaper_lo[0], shaper_hi[0], s_scale[0], 0)
+        s1 = _shape(x1, shaper, shaper_lo[1], shaper_hi[1], s_scale[1], 1)
+        s2 = _shape(x2, shaper, shaper_lo[2], shaper_hi[2], s_scale[2], 2)
+    if has_table:
+        ir, fr = _cell(_clamp(s0, lo[0], hi[0]), lo[0], t_scale[0], n)
+        ig, fg = _cell(_clamp(s1, lo[1], hi[1]), lo[1], t_scale[1], n)
+        ib, fb = _cell(_clamp(s2, lo[2], hi[2]), lo[2], t_scale[2], n)
+        base = 3 * (ir + n * (ig + n * ib))
+        s0, s1, s2 = _interpolate(t, base, 3 * n, 3 * n * n, fr, fg, fb, tetrahedral)
+    out[p, 0] = _blend(x0, s0, strength)
+    out[p, 1] = _blend(x1, s1, strength)
+    out[p, 2] = _blend(x2, s2, strength)
+
+
+@njit(**_JIT)
+def _axis_scales(nodes, lo, hi):
+    """``(3,)`` float64: nodes per unit of each channel, ``(nodes - 1) / (hi - lo)``."""
+    scale = np.empty(3)
+    for c in range(3):
+        scale[c] = (nodes - 1) / (hi[c] - lo[c])
+    return scale
+
+
 @njit(parallel=True, **_JIT)
 def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
                  tetrahedral):
-    """Shaper and/or 3D table on float pixels ``(P, 3)``; ``out`` may be float32 or float64."""
-    m = shaper.shape[0]
+    """Shaper and/or 3D table on float pixels ``(P, 3)`` on every kernel thread; ``out`` float32 or float64."""
     n = table.shape[0]
     t = table.ravel()
-    sg = 3 * n
-    sb = 3 * n * n
-    s_scale = np.empty(3)
-    t_scale = np.empty(3)
-    for c in range(3):
-        s_scale[c] = (m - 1) / (shaper_hi[c] - shaper_lo[c])
-        t_scale[c] = (n - 1) / (hi[c] - lo[c])
+    s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
+    t_scale = _axis_scales(n, lo, hi)
     for p in prange(pixels.shape[0]):
-        x0 = np.float64(pixels[p, 0])
-        x1 = np.float64(pixels[p, 1])
-        x2 = np.float64(pixels[p, 2])
-        s0, s1, s2 = x0, x1, x2
-        if has_shaper:
-            s0 = _shape(x0, shaper, shaper_lo[0], shaper_hi[0], s_scale[0], 0)
-            s1 = _shape(x1, shaper, shaper_lo[1], shaper_hi[1], s_scale[1], 1)
-            s2 = _shape(x2, shaper, shaper_lo[2], shaper_hi[2], s_scale[2], 2)
-        if has_table:
-            ir, fr = _cell(_clamp(s0, lo[0], hi[0]), lo[0], t_scale[0], n)
-            ig, fg = _cell(_clamp(s1, lo[1], hi[1]), lo[1], t_scale[1], n)
-            ib, fb = _cell(_clamp(s2, lo[2], hi[2]), lo[2], t_scale[2], n)
-            base = 3 * (ir + n * (ig + n * ib))
-            s0, s1, s2 = _interpolate(t, base, sg, sb, fr, fg, fb, tetrahedral)
-        out[p, 0] = _blend(x0, s0, strength)
-        out[p, 1] = _blend(x1, s1, strength)
-        out[p, 2] = _blend(x2, s2, strength)
+        _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
+                     has_table, strength, tetrahedral)
+
+
+@njit(**_JIT)
+def _apply_float_serial(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
+                        tetrahedral):
+    """Shaper and/or 3D table on float pixels ``(P, 3)`` in the calling thread alone."""
+    n = table.shape[0]
+    t = table.ravel()
+    s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
+    t_scale = _axis_scales(n, lo, hi)
+    for p in range(pixels.shape[0]):
+        _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
+                     has_table, strength, tetrahedral)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,7 +339,7 @@ def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, l
 
 
 def apply_lut_array(
-    pixels: np.ndarray, lut: LUT, interpolation: str = "trilinear", strength: float = 1.0
+    pixels: np.ndarray, lut: LUT, interpolation: str = "trilinear", strength: float = 1.0, parallel: bool = True
 ) -> np.ndarray:
     """Apply ``lut`` to every colour of ``pixels`` and return a new array of the same shape and dtype.
 
@@ -304,6 +349,8 @@ def apply_lut_array(
         lut: the LUT (shaper then 3D table; either may be absent, not both).
         interpolation: ``"trilinear"`` or ``"tetrahedral"`` for the 3D table (the shaper is always linear).
         strength: blend factor, ``out = in + strength * (LUT(in) - in)``; 0 returns the input, 1 the LUT.
+        parallel: spread the pixels over the kernel's threads (one per core); False keeps the work in the
+            calling thread, for callers that already grade several images at once in their own threads.
 
     Returns:
         ``(..., 3)`` array of the input's dtype: integers rounded to nearest (halves up) and clipped to the
@@ -325,28 +372,83 @@ def apply_lut_array(
     if dtype not in _INTEGER_MAX and dtype not in _FLOAT_DTYPES:
         raise ValueError(f"pixels must be uint8, uint16, float32 or float64, not {dtype}")
 
-    flat = np.ascontiguousarray(pixels).reshape(-1, 3)
-    out = np.empty_like(flat)
+    flat = _frozen(pixels.reshape(-1, 3))
+    out = np.empty(flat.shape, dtype)
     if flat.shape[0] == 0:
         return out.reshape(pixels.shape)
-    tetrahedral = interpolation == "tetrahedral"
-    has_shaper = lut.shaper is not None
-    shaper = lut.shaper.table if has_shaper else np.zeros((2, 3))
-    shaper_domain = lut.shaper.domain if has_shaper else lut.domain
-    has_table = lut.table is not None
-    table = lut.table if has_table else np.zeros((2, 2, 2, 3))
-
-    if dtype in _INTEGER_MAX:
-        maxv = _INTEGER_MAX[dtype]
-        shaped = _shaped_codes(maxv, shaper, shaper_domain[0], shaper_domain[1], has_shaper)
-        if has_table:
-            offset, frac = _code_cells(shaped, lut.domain[0], lut.domain[1], table.shape[0])
-            _apply_codes_3d(flat, out, offset, frac, table.ravel(), table.shape[0], maxv, strength, tetrahedral)
-        else:
-            lookup = np.empty((maxv + 1, 3), dtype=dtype)
-            _fill_code_lookup_1d(lookup, shaped, maxv, strength)
-            _apply_codes_1d(flat, out, lookup)
-    else:
-        _apply_float(flat, out, shaper, shaper_domain[0], shaper_domain[1], has_shaper, table, lut.domain[0],
-                     lut.domain[1], has_table, strength, tetrahedral)
+    with _kernels_loading():
+        _run_kernel(flat, out, lut, interpolation == "tetrahedral", strength, parallel)
     return out.reshape(pixels.shape)
+
+
+def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, strength: float,
+                parallel: bool) -> None:
+    """Fill ``out`` ``(P, 3)`` with ``lut`` applied to ``flat`` ``(P, 3)`` (same dtype) by the matching kernel.
+
+    Every array handed to a kernel is a read-only C-contiguous view, so that each kernel has one compiled
+    signature per pixel dtype whatever the caller's arrays were (one cache entry to load, not several).
+    """
+    has_shaper = lut.shaper is not None
+    shaper = _frozen(lut.shaper.table if has_shaper else np.zeros((2, 3)))
+    shaper_lo, shaper_hi = (_frozen(bound) for bound in (lut.shaper.domain if has_shaper else lut.domain))
+    lo, hi = (_frozen(bound) for bound in lut.domain)
+    has_table = lut.table is not None
+    table = _frozen(lut.table if has_table else np.zeros((2, 2, 2, 3)))
+
+    if flat.dtype in _INTEGER_MAX:
+        maxv = _INTEGER_MAX[flat.dtype]
+        shaped = _frozen(_shaped_codes(maxv, shaper, shaper_lo, shaper_hi, has_shaper))
+        if has_table:
+            offset, frac = (_frozen(a) for a in _code_cells(shaped, lo, hi, table.shape[0]))
+            kernel = _apply_codes_3d if parallel else _apply_codes_3d_serial
+            kernel(flat, out, offset, frac, table.reshape(-1), table.shape[0], maxv, strength, tetrahedral)
+        else:
+            lookup = np.empty((maxv + 1, 3), dtype=flat.dtype)
+            _fill_code_lookup_1d(lookup, shaped, maxv, strength)
+            (_apply_codes_1d if parallel else _apply_codes_1d_serial)(flat, out, _frozen(lookup))
+    else:
+        kernel = _apply_float if parallel else _apply_float_serial
+        kernel(flat, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength, tetrahedral)
+
+
+def _frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only C-contiguous view of ``array`` (a copy only when it is not C-contiguous)."""
+    view = np.ascontiguousarray(array).view()
+    view.flags.writeable = False
+    return view
+
+
+def warm_up(dtype, interpolation: str = "trilinear", parallel: bool = True, has_shaper: bool = False) -> None:
+    """Load (or, the first time on a machine, compile) the kernels that images of ``dtype`` will need.
+
+    Grading one pixel with a tiny LUT of the same kind (3D table, with or without a shaper) does it;
+    a caller can so prepare the kernels in a thread while it decodes the image.
+    """
+    identity = LUT(grid(2), shaper=Shaper.identity(2) if has_shaper else None)
+    apply_lut_array(np.zeros((1, 3), dtype), identity, interpolation, 1.0, parallel)
+
+
+_kernels_loaded = False
+
+
+@contextlib.contextmanager
+def _kernels_loading():
+    """Meanwhile, the first time in a process, keep Numba from importing SciPy to look for BLAS.
+
+    Numba's CPU target, set up when the first kernel is loaded, imports ``scipy.linalg`` only to see
+    whether its BLAS is there for ``np.dot``; lutgen's kernels use no BLAS, and that import costs a
+    tenth of a second of every ``lutgen infer``. When SciPy is not imported yet, it is marked missing
+    until the first kernel is loaded; a later ``import scipy`` works as usual.
+    """
+    global _kernels_loaded
+    if _kernels_loaded or "scipy" in sys.modules:
+        _kernels_loaded = True
+        yield
+        return
+    sys.modules["scipy"] = None
+    try:
+        yield
+    finally:
+        if sys.modules.get("scipy", 0) is None:
+            del sys.modules["scipy"]
+        _kernels_loaded = True
