@@ -6,8 +6,10 @@ import contextlib
 import os
 import struct
 import sys
+import threading
+import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,34 +81,89 @@ def opencv():
     return cv2
 
 
-@contextlib.contextmanager
-def native_stderr_silenced() -> Iterator[None]:
+class SharedChange:
+    """A process-wide change that threads share: made when the first enters, undone when the last leaves.
+
+    ``make()`` changes something global (a file descriptor, a library setting) and returns the function
+    that undoes it. Threads that decode or encode images at the same time each enter
+    :meth:`held`; saving and restoring the setting in each thread instead would let one thread restore
+    a value another had set, and leave it changed for good.
+    """
+
+    def __init__(self, make: Callable[[], Callable[[], None]]):
+        self._make = make
+        self._lock = threading.Lock()
+        self._users = 0
+        self._undo: Callable[[], None] | None = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._undo = self._make()
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0 and self._undo is not None:
+                    undo, self._undo = self._undo, None
+                    undo()
+
+
+def _silence_descriptor_2() -> Callable[[], None]:
+    """Point file descriptor 2 at the null device; return what restores it (nothing where it cannot)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        return lambda: None
+    null = _open_null_device()
+    if null is None:
+        os.close(saved)
+        return lambda: None
+    os.dup2(null, 2)
+    os.close(null)
+
+    def restore() -> None:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+    return restore
+
+
+_STDERR_SILENCE = SharedChange(_silence_descriptor_2)
+
+
+def native_stderr_silenced() -> contextlib.AbstractContextManager[None]:
     """Send what C libraries print on file descriptor 2 to the null device meanwhile.
 
     libpng, inside OpenCV, prints its own complaints (``libpng error: IDAT: incorrect data check``)
     before OpenCV gives up on a damaged file; lutgen's error sentence says what matters. Wrap only
     the native call: anything written to standard error meanwhile, from any thread, is lost.
-    Descriptor 2 is restored afterwards, also on an exception or Ctrl-C. Where it cannot be
-    redirected (no descriptor 2, no null device), nothing changes.
+    Descriptor 2 is restored when the last thread inside leaves, also on an exception or Ctrl-C.
+    Where it cannot be redirected (no descriptor 2, no null device), nothing changes.
     """
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        saved = None
-    null = _open_null_device() if saved is not None else None
-    if null is None:
-        if saved is not None:
-            os.close(saved)
-        yield
-        return
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(null)
+    return _STDERR_SILENCE.held()
+
+
+def _quiet_pillow_warnings() -> Callable[[], None]:
+    """Ignore Pillow's warnings about damaged metadata it skips and about large images; return the undo."""
+    saved = warnings.catch_warnings()
+    saved.__enter__()
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    return lambda: saved.__exit__(None, None, None)
+
+
+_PILLOW_WARNINGS_QUIET = SharedChange(_quiet_pillow_warnings)
+
+
+def pillow_warnings_quiet() -> contextlib.AbstractContextManager[None]:
+    """Meanwhile, Pillow's warnings (damaged metadata skipped, large images) are not shown, in any thread:
+    either the image loads, or the error raised says enough."""
+    return _PILLOW_WARNINGS_QUIET.held()
 
 
 def _open_null_device() -> int | None:

@@ -10,12 +10,13 @@ this one replaces it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
 
 from lutgen.errors import ImageError
+from lutgen.imaging.common import SharedChange
 
 MAX_PIXELS = 200_000_000
 """The most pixels (width x height) an image may have: 200 megapixels.
@@ -37,16 +38,23 @@ def check_pixel_count(path: Path, width: int, height: int) -> None:
         )
 
 
-@contextlib.contextmanager
-def pillow_size_check_off() -> Iterator[None]:
-    """Switch Pillow's decompression-bomb check off meanwhile; :func:`check_pixel_count` replaces it.
-
-    The setting is Pillow's, for the whole process; lutgen decodes images one at a time, in one
-    thread, so it is restored before any other image is opened.
-    """
+def _size_check_off() -> Callable[[], None]:
     saved = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
-    try:
-        yield
-    finally:
+
+    def restore() -> None:
         Image.MAX_IMAGE_PIXELS = saved
+
+    return restore
+
+
+_SIZE_CHECK_OFF = SharedChange(_size_check_off)
+
+
+def pillow_size_check_off() -> contextlib.AbstractContextManager[None]:
+    """Switch Pillow's decompression-bomb check off meanwhile; :func:`check_pixel_count` replaces it.
+
+    The setting is Pillow's, for the whole process: it is off while any thread has an image open
+    through lutgen, and restored when the last one closes its image.
+    """
+    return _SIZE_CHECK_OFF.held()

@@ -7,12 +7,11 @@ turned upright when loaded.
 from __future__ import annotations
 
 import struct
-import warnings
 import zlib
 
 from PIL import Image, TiffImagePlugin, TiffTags
 
-from lutgen.imaging.common import DECODE_ERRORS
+from lutgen.imaging.common import DECODE_ERRORS, pillow_warnings_quiet
 
 _ORIENTATION_TAG = 0x0112
 _EXIF_PREFIX = b"Exif\x00\x00"
@@ -177,8 +176,7 @@ def _descriptive_exif_tags(exif: bytes | None) -> dict[int, object]:
         return {}
     source = Image.Exif()
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+        with pillow_warnings_quiet():
             source.load(exif)
             return _descriptive_tags(source)
     except DECODE_ERRORS:

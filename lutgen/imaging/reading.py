@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from lutgen.imaging.common import (
     is_opencv_error,
     native_stderr_silenced,
     opencv,
+    pillow_warnings_quiet,
     reason,
 )
 from lutgen.imaging.limits import check_pixel_count, pillow_size_check_off
@@ -113,9 +113,7 @@ def _open(path: Path) -> Iterator[Image.Image]:
     meanwhile: either the image loads, or the error raised says enough.
     """
     check_regular_file(path, "image", ImageError)
-    with warnings.catch_warnings(), pillow_size_check_off():
-        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    with pillow_warnings_quiet(), pillow_size_check_off():
         im = _open_pillow(path)
         try:
             check_pixel_count(path, *im.size)
@@ -161,12 +159,15 @@ def _decode(im: Image.Image, path: Path, *, max_side: int | None, keep_alpha: bo
     """Pixels of the open image ``im`` as RGB (+ alpha), shrunk to ``max_side`` when given.
 
     What the native decoders print on standard error (libtiff's ``TIFFFetchDirectory: ...``,
-    libpng's complaints) is discarded: a damaged file ends in one ImageError instead.
+    libpng's complaints) is discarded: a damaged file ends in one ImageError instead. Pillow's own
+    JPEG, PNG and WebP decoders print nothing, so only TIFFs are decoded with standard error silenced
+    (which would also hide what other threads print meanwhile).
     """
     if _is_16bit_colour(im):
         planes = _decode_with_opencv(path, im)
     else:
-        with native_stderr_silenced():
+        quiet = native_stderr_silenced() if im.format == "TIFF" else contextlib.nullcontext()
+        with quiet:
             if max_side is not None:
                 im = _shrink_pillow(im, max_side)
             planes = _pillow_planes(im, path)
