@@ -6,6 +6,7 @@ the caller gives the function that grades one RGB frame.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lutgen.errors import LutgenError
+from lutgen.errors import ImageError, LutgenError
 from lutgen.fileio import atomic_path
 from lutgen.video.codecs import Family, check_available, family_for_input
 from lutgen.video.reading import RgbDecoder, VideoSource, open_video, read_error
@@ -73,23 +74,43 @@ def grade_video(source_path: Path, target: Path, grade: FrameGrader, *, family: 
         source.close()
 
 
+@contextlib.contextmanager
+def _demuxer_errors():
+    """Collect FFmpeg's error messages meanwhile (a file that ends early is only logged, not raised)."""
+    import av.logging
+
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.ERROR)
+    av.logging.set_skip_repeated(False)
+    try:
+        with av.logging.Capture() as logs:
+            yield logs
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+
+
 def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
     """Demux the source once: video frames graded and encoded, other packets copied; the frame count."""
     to_rgb = RgbDecoder(source.rgb_format)
     streams = [source.stream, *source.others()]
     frames = 0
-    try:
-        for packet in source.container.demux(streams):
-            if packet.stream.index != source.stream.index:
-                sink.copy(packet)
-                continue
-            for frame in packet.decode():
-                sink.write(grade(to_rgb(frame)), frame)
-                frames += 1
-                if bar is not None:
-                    bar.update(1)
-    except av.FFmpegError as error:
-        raise read_error(source.path, error) from None
+    with _demuxer_errors() as logs:
+        try:
+            for packet in source.container.demux(streams):
+                if packet.stream.index != source.stream.index:
+                    sink.copy(packet)
+                    continue
+                for frame in packet.decode():
+                    sink.write(grade(to_rgb(frame)), frame)
+                    frames += 1
+                    if bar is not None:
+                        bar.update(1)
+        except av.FFmpegError as error:
+            raise read_error(source.path, error) from None
+    ended_early = [message.strip() for _, _, message in logs if "prematurely" in message or "truncat" in message]
+    if ended_early:
+        raise ImageError(f"cannot read {source.path}: the video is truncated ({ended_early[0]})")
     if frames == 0:
         raise LutgenError(f"cannot read {source.path}: its video stream has no frames that can be decoded")
     return frames
