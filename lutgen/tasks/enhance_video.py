@@ -63,7 +63,7 @@ class TemporalSmoother:
         self.histogram: np.ndarray | None = None
 
     def __call__(self, small: np.ndarray, table: np.ndarray, vertices: np.ndarray) -> Smoothed:
-        """Fold in the prediction ``table``, ``vertices`` for the frame whose model input is ``small`` ``(3, H, W)``."""
+        """Fold in the prediction ``table``, ``vertices`` of the frame whose model input is ``small`` (3, H, W)."""
         histogram = colour_histogram(small)
         cut = self.histogram is None or histogram_distance(histogram, self.histogram) > self.scene_cut
         self.histogram = histogram
