@@ -8,3 +8,4 @@ from lutgen.cli import invert  # noqa: F401
 from lutgen.cli import mix  # noqa: F401
 from lutgen.cli import rank  # noqa: F401
 from lutgen.cli import score  # noqa: F401
+from lutgen.cli import library  # noqa: F401
