@@ -7,6 +7,8 @@ the caller gives the function that grades one RGB frame.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +67,10 @@ def grade_video(source_path: Path, target: Path, grade: FrameGrader, *, family: 
             try:
                 bar = progress(source.frame_count) if progress is not None else None
                 frames = _run(source, sink, grade, bar)
-            finally:
-                sink.close()
+            except BaseException:
+                sink.close(flush=False)
+                raise
+            sink.close()
         return VideoResult(target, frames, family.encoder, sink.pixel_format, source.depth, len(sink.copies))
     finally:
         if bar is not None:
@@ -76,41 +80,142 @@ def grade_video(source_path: Path, target: Path, grade: FrameGrader, *, family: 
 
 @contextlib.contextmanager
 def _demuxer_errors():
-    """Collect FFmpeg's error messages meanwhile (a file that ends early is only logged, not raised)."""
+    """Collect FFmpeg's error messages of every thread meanwhile, instead of printing them (a file that
+    ends early is only logged, not raised)."""
     import av.logging
 
     level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
     av.logging.set_level(av.logging.ERROR)
     av.logging.set_skip_repeated(False)
     try:
-        with av.logging.Capture() as logs:
+        with av.logging.Capture(local=False) as logs:
             yield logs
     finally:
         av.logging.set_level(level)
         av.logging.set_skip_repeated(skip)
 
 
+_END = object()
+_WAIT = 0.1  # seconds between checks of the other threads while a queue is full or empty
+_DEPTH = 3  # frames waiting between two steps (decoded, graded): enough to keep every step busy
+
+
+class _Step(threading.Thread):
+    """One step of the loop in its own thread; what it raises is kept for the main thread to raise."""
+
+    def __init__(self, name: str, work: Callable[[], None]):
+        super().__init__(name=name, daemon=True)
+        self.work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as error:  # handed to the main thread
+            self.error = error
+
+
+def _give(items: queue.Queue, item, stop: threading.Event, consumer: threading.Thread | None = None) -> bool:
+    """Put ``item`` once there is room; ``False`` if ``stop`` is set (or ``consumer`` ended) meanwhile."""
+    while not stop.is_set() and (consumer is None or consumer.is_alive()):
+        try:
+            items.put(item, timeout=_WAIT)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _take(items: queue.Queue, stop: threading.Event, producer: threading.Thread):
+    """The next item, or :data:`_END` once ``producer`` has ended and left nothing (or ``stop`` is set)."""
+    while not stop.is_set():
+        try:
+            return items.get(timeout=_WAIT)
+        except queue.Empty:
+            if not producer.is_alive() and items.empty():
+                return _END
+    return _END
+
+
 def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
-    """Demux the source once: video frames graded and encoded, other packets copied; the frame count."""
+    """Demux the source once: video frames graded and encoded, other packets copied; the frame count.
+
+    Three steps overlap, joined by short queues: a thread demuxes, decodes and converts to RGB; the
+    calling thread grades (the kernel uses every core); a thread converts back, encodes and muxes, the
+    copied packets in their demuxed order. An error or interruption in any step stops all three.
+    """
+    decoded: queue.Queue = queue.Queue(maxsize=_DEPTH)
+    graded: queue.Queue = queue.Queue(maxsize=_DEPTH)
+    stop = threading.Event()
+    reader = _Step("lutgen-decode", lambda: _read(source, decoded, stop))
+    writer = _Step("lutgen-encode", lambda: _write(sink, graded, stop, reader))
+    frames = 0
+    reader.start()
+    writer.start()
+    try:
+        while (item := _take(decoded, stop, reader)) is not _END:
+            if item[0] == "frame":
+                item = ("frame", grade(item[2]), item[1])
+                frames += 1
+                if bar is not None:
+                    bar.update(1)
+            if not _give(graded, item, stop, writer):
+                break
+        for step in (reader, writer):
+            if step is writer and step.error is None:
+                _give(graded, _END, stop, writer)
+                writer.join()
+            if step.error is not None:
+                raise step.error
+    finally:
+        stop.set()
+        reader.join()
+        writer.join()
+    if frames == 0:
+        raise LutgenError(f"cannot read {source.path}: its video stream has no frames that can be decoded")
+    return frames
+
+
+def _read(source: VideoSource, decoded: queue.Queue, stop: threading.Event) -> None:
+    """Demux ``source``: ``("frame", frame, rgb)`` for each video frame, ``("copy", packet)`` for the others."""
+    try:
+        _demux(source, decoded, stop)
+    finally:
+        _give(decoded, _END, stop)
+
+
+def _demux(source: VideoSource, decoded: queue.Queue, stop: threading.Event) -> None:
     to_rgb = RgbDecoder(source.rgb_format)
     streams = [source.stream, *source.others()]
-    frames = 0
     with _demuxer_errors() as logs:
         try:
             for packet in source.container.demux(streams):
                 if packet.stream.index != source.stream.index:
-                    sink.copy(packet)
-                    continue
-                for frame in packet.decode():
-                    sink.write(grade(to_rgb(frame)), frame)
-                    frames += 1
-                    if bar is not None:
-                        bar.update(1)
+                    items = [("copy", packet)]
+                else:
+                    items = [("frame", frame, to_rgb(frame)) for frame in packet.decode()]
+                for item in items:
+                    if not _give(decoded, item, stop):
+                        return
         except av.FFmpegError as error:
             raise read_error(source.path, error) from None
     ended_early = [message.strip() for _, _, message in logs if "prematurely" in message or "truncat" in message]
     if ended_early:
         raise ImageError(f"cannot read {source.path}: the video is truncated ({ended_early[0]})")
-    if frames == 0:
-        raise LutgenError(f"cannot read {source.path}: its video stream has no frames that can be decoded")
-    return frames
+
+
+def _write(sink: VideoSink, graded: queue.Queue, stop: threading.Event, reader: threading.Thread) -> None:
+    """Encode graded frames and mux copied packets in the order they come, until :data:`_END`."""
+    while True:
+        try:
+            item = graded.get(timeout=_WAIT)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        if item is _END:
+            return
+        if item[0] == "copy":
+            sink.copy(item[1])
+        else:
+            sink.write(item[1], item[2])

@@ -59,6 +59,7 @@ class VideoSink:
             raise
         self.container.metadata.update(source.container.metadata)
         self.started = False
+        self.held: list[av.Packet] = []  # copied packets that arrive before the first frame (and header)
 
     def _add_video(self, family: Family, quality: int | None) -> None:
         src = self.source.stream
@@ -93,10 +94,12 @@ class VideoSink:
         context.color_trc = src_context.color_trc
         if self.is_rgb:
             context.colorspace, context.color_range = _RGB_SPACE, _FULL_RANGE
+            self.tags = (context.color_primaries, context.color_trc, _RGB_SPACE, _FULL_RANGE)
             self.matrix, self.range = None, _FULL_RANGE
             return
         context.colorspace = src_context.colorspace
         context.color_range = src_context.color_range
+        self.tags = (context.color_primaries, context.color_trc, context.colorspace, context.color_range)
         self.matrix = _SWS_MATRIX.get(int(src_context.colorspace))
         self.range = int(src_context.color_range) or _LIMITED_RANGE
 
@@ -113,6 +116,7 @@ class VideoSink:
                               f"of {self.source.path}; write .mkv instead") from None
 
     def _start(self, frame: av.VideoFrame) -> None:
+        """Set the rotation of the first frame (the header is written with it), then mux held packets."""
         rotation = frame.rotation
         if rotation:
             self.stream.set_display_rotation(rotation)
@@ -139,14 +143,21 @@ class VideoSink:
         frame = self.frame_from_rgb(rgb)
         frame.pts = source_frame.pts
         frame.time_base = source_frame.time_base or self.source.stream.time_base
+        frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = self.tags
         self._mux(self.stream.encode(frame))
+        if self.held:
+            held, self.held = self.held, []
+            self._mux(held)
 
     def copy(self, packet: av.Packet) -> None:
         """Remux a packet of an audio, subtitle or data stream unchanged."""
         if packet.dts is None and packet.size == 0:
             return  # the demuxer's end-of-stream marker
         packet.stream = self.copies[packet.stream.index]
-        self._mux([packet])
+        if self.started:
+            self._mux([packet])
+        else:
+            self.held.append(packet)
 
     def _mux(self, packets) -> None:
         try:
@@ -154,9 +165,11 @@ class VideoSink:
         except av.FFmpegError as error:
             raise LutgenError(f"cannot write {self.target}: {getattr(error, 'strerror', None) or error}") from None
 
-    def close(self) -> None:
-        """Flush the encoder and finish the file."""
+    def close(self, flush: bool = True) -> None:
+        """Flush the encoder and finish the file (``flush=False``: just release it, the file is abandoned)."""
         try:
-            self._mux(self.stream.encode(None))
+            if flush:
+                self._mux(self.stream.encode(None))
+                self._mux(self.held)
         finally:
             self.container.close()
