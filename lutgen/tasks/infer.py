@@ -7,29 +7,29 @@ path never imports torch. With ``device="cuda"``/``"mps"``/``"auto"`` the torch 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import ensure_not_input
+from lutgen.fileio import check_folder_writable, ensure_not_input
 from lutgen.formats import read_lut
 from lutgen.imaging import ImageData, check_output_path, find_images, load_image, save_image
 from lutgen.lut import INTERPOLATIONS, LUT
+from lutgen.tasks.batch import BatchResult, FileSkipped, check_jobs, run_batch
 from lutgen.tasks.options import check_number, check_quality
 
 DEFAULT_OUTPUT = Path("output.png")
 
 
-@dataclass
-class InferResult:
-    """What ``infer`` did: the files written and the inputs that failed, with the reason."""
-
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+InferResult = BatchResult
+"""What ``infer`` did: the files written and the inputs that failed, with the reason."""
 
 
 def plan_outputs(
@@ -66,20 +66,24 @@ def check_options(strength: float, interpolation: str, quality: int, device: str
     return check_device_name(device)
 
 
-def make_applier(lut: LUT, interpolation: str, strength: float, device: str) -> Callable[[np.ndarray], np.ndarray]:
+def make_applier(
+    lut: LUT, interpolation: str, strength: float, device: str, parallel: bool = True
+) -> Callable[[np.ndarray], np.ndarray]:
     """A function mapping an ``(H, W, 3)`` uint8/uint16 array to the graded array of the same dtype.
 
-    ``cpu``, and ``auto`` on a machine without a GPU, use the compiled float64 kernel; a GPU runs the
-    torch functions in float32.
+    ``cpu``, and ``auto`` on a machine without a GPU, use the compiled float64 kernel, on every kernel
+    thread, or in the calling thread alone when ``parallel`` is False (for callers that grade several
+    images at once); a GPU runs the torch functions in float32.
     """
-    if device == "auto":
-        from lutgen.devices import has_accelerator
-
-        device = "auto" if has_accelerator() else "cpu"
+    device = _resolved_device(device)
     if device == "cpu":
-        from lutgen.color.cpu import apply_lut_array
 
-        return lambda rgb: apply_lut_array(rgb, lut, interpolation, strength)
+        def apply_on_cpu(rgb: np.ndarray) -> np.ndarray:
+            from lutgen.color.cpu import apply_lut_array
+
+            return apply_lut_array(rgb, lut, interpolation, strength, parallel)
+
+        return apply_on_cpu
 
     import torch
 
@@ -96,6 +100,45 @@ def make_applier(lut: LUT, interpolation: str, strength: float, device: str) -> 
     return apply_on_device
 
 
+def _resolved_device(device: str) -> str:
+    """``auto`` as ``cpu`` on a machine without a GPU; other names as they are."""
+    if device == "auto":
+        from lutgen.devices import has_accelerator
+
+        return "auto" if has_accelerator() else "cpu"
+    return device
+
+
+def _load_kernels_meanwhile(interpolation: str, parallel: bool) -> None:
+    """Load the compiled kernel for 8-bit images in a background thread while the caller reads the images.
+
+    Importing Numba and loading the kernel from its cache take about as long as decoding a 12-megapixel
+    JPEG, which runs without the GIL; done side by side, one hides the other. The first grading call
+    waits for the loading (Numba's and Python's import locks), or loads what else it needs itself.
+    """
+
+    def load() -> None:
+        from lutgen.color.cpu import warm_up
+
+        with contextlib.suppress(Exception):  # the grading call itself reports any real problem
+            warm_up(np.uint8, interpolation, parallel)
+
+    threading.Thread(target=load, name="lutgen-kernel-loading").start()
+
+
+def grade_file(source: Path, target: Path, apply: Callable[[np.ndarray], np.ndarray], quality: int) -> None:
+    """Read ``source``, grade it with ``apply`` and write ``target`` atomically, keeping its metadata.
+
+    Raises :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be read; errors writing
+    ``target`` are raised as they are.
+    """
+    try:
+        image: ImageData = load_image(source)
+    except LutgenError as error:
+        raise FileSkipped(str(error)) from None
+    save_image(replace(image, rgb=apply(image.rgb)), target, quality=quality)
+
+
 def infer(
     lut_path: Path,
     inputs: Sequence[Path],
@@ -105,26 +148,25 @@ def infer(
     interpolation: str = "trilinear",
     quality: int = 95,
     device: str = "cpu",
+    jobs: int | None = None,
     progress: Callable[[Sequence], Sequence] = lambda items: items,
-) -> InferResult:
+) -> BatchResult:
     """Grade every image of ``inputs`` (files or folders) with the LUT at ``lut_path``.
 
-    Images that cannot be read are reported in the result and skipped; the others are written
-    atomically, so an interruption leaves every finished file complete and no partial one.
+    ``jobs`` images are graded at once (default: one per core; see :mod:`lutgen.tasks.batch`), the LUT
+    read once for all. Images that cannot be read are reported in the result and skipped; the others
+    are written atomically, so an interruption leaves every finished file complete and no partial one.
     """
     device = check_options(strength, interpolation, quality, device)
+    jobs = check_jobs(jobs)
+    if output_dir is not None:
+        check_folder_writable(output_dir, f"--output-dir {output_dir}")
     lut = read_lut(lut_path)
     images = find_images(inputs)
     pairs = plan_outputs(images, output_path, output_dir)
-    apply = make_applier(lut, interpolation, strength, device)
-    result = InferResult()
-    for source, target in progress(pairs):
-        try:
-            image: ImageData = load_image(source)
-        except LutgenError as error:
-            result.failed.append((source, str(error)))
-            continue
-        graded = replace(image, rgb=apply(image.rgb))
-        save_image(graded, target, quality=quality)
-        result.written.append(target)
-    return result
+    workers = min(jobs, len(pairs))
+    device = _resolved_device(device)
+    if device == "cpu":
+        _load_kernels_meanwhile(interpolation, parallel=workers == 1)
+    apply = make_applier(lut, interpolation, strength, device, parallel=workers == 1)
+    return run_batch(pairs, functools.partial(grade_file, apply=apply, quality=quality), workers, progress)
