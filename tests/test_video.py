@@ -7,8 +7,13 @@ ffmpeg is installed), both sides written losslessly (FFV1 RGB) and compared as d
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +21,7 @@ import av
 import numpy as np
 import pytest
 
-from cli_runner import one_sentence_error, run_lutgen
+from cli_runner import ROOT, one_sentence_error, run_lutgen
 from lutgen.formats import write_lut
 from reference import nonlinear_lut
 
@@ -197,7 +202,7 @@ def read_only_folder(tmp_path) -> Path:
     folder = tmp_path / "locked"
     folder.mkdir()
     folder.chmod(0o555)
-    yield folder if not __import__("os").access(folder, __import__("os").W_OK) else Path("/sys")
+    yield folder if not os.access(folder, os.W_OK) else Path("/sys")
     folder.chmod(0o755)
 
 
@@ -310,3 +315,31 @@ def test_enhance_smooths_a_static_shot_and_restarts_at_a_cut(tmp_path):
         own = apply_lut_array(frames[i], model_lut(*raw[i], weights.source))
         assert np.array_equal(written[i], own)
     assert not np.array_equal(written[6], apply_lut_array(frames[6], model_lut(*raw[6], weights.source)))
+
+
+def _wait_for_frames(process: subprocess.Popen, frames: int, seconds: float = 60) -> bytes:
+    """Read the progress bar on the process's stderr until it shows ``frames`` done; what was read."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        seen += os.read(process.stderr.fileno(), 4096)
+        if any(int(done) >= frames for done in re.findall(rb"(\d+)/\d+ \[", seen)):
+            break
+    return seen
+
+
+def test_sigterm_during_a_video_leaves_nothing_under_its_name(tmp_path):
+    source = make_clip(tmp_path / "clip.mkv", frames=48, size=(64, 48))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "enhance", str(source), "-o",
+                                str(folder / "graded.mkv")], stderr=subprocess.PIPE,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    progress = _wait_for_frames(process, 3)
+    totals = {int(total) for total in re.findall(rb"/(\d+) \[", progress)}
+    assert totals <= {48, 49} and totals, progress  # frames out of the estimate: Matroska's duration x rate
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert b"interrupted" in stderr.strip().splitlines()[-1]
+    assert list(folder.iterdir()) == []

@@ -36,8 +36,18 @@ class VideoSource:
 
     @property
     def frame_count(self) -> int | None:
-        """The number of frames the container announces, ``None`` where it does not."""
-        return self.stream.frames or None
+        """The number of frames the container announces, else its duration times the frame rate (Matroska
+        stores no count), ``None`` where neither is known; for progress bars only."""
+        if self.stream.frames:
+            return self.stream.frames
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        if self.stream.duration and self.stream.time_base:
+            seconds = float(self.stream.duration * self.stream.time_base)
+        elif self.container.duration:
+            seconds = self.container.duration / 1_000_000  # AV_TIME_BASE
+        else:
+            return None
+        return max(1, round(seconds * float(rate))) if rate else None
 
     def others(self) -> list:
         """The streams copied unchanged: audio, subtitles and data (attachments are left out)."""
