@@ -59,6 +59,7 @@ class VideoSink:
             raise
         self.container.metadata.update(source.container.metadata)
         self.started = False
+        self.last_pts: int | None = None
         self.held: list[av.Packet] = []  # copied packets that arrive before the first frame (and header)
 
     def _add_video(self, family: Family, quality: int | None) -> None:
@@ -141,13 +142,22 @@ class VideoSink:
         if not self.started:
             self._start(source_frame)
         frame = self.frame_from_rgb(rgb)
-        frame.pts = source_frame.pts
         frame.time_base = source_frame.time_base or self.source.stream.time_base
+        frame.pts = self._pts(source_frame.pts, frame.time_base)
         frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = self.tags
         self._mux(self.stream.encode(frame))
         if self.held:
             held, self.held = self.held, []
             self._mux(held)
+
+    def _pts(self, pts: int | None, time_base) -> int:
+        """The source frame's time stamp; one frame after the last where the source has none."""
+        if pts is None:
+            rate = self.stream.codec_context.framerate or self.stream.average_rate
+            step = max(1, round(1 / (rate * time_base))) if rate else 1
+            pts = 0 if self.last_pts is None else self.last_pts + step
+        self.last_pts = pts
+        return pts
 
     def copy(self, packet: av.Packet) -> None:
         """Remux a packet of an audio, subtitle or data stream unchanged."""
