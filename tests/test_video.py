@@ -343,3 +343,21 @@ def test_sigterm_during_a_video_leaves_nothing_under_its_name(tmp_path):
     assert process.returncode == 143, stderr
     assert b"interrupted" in stderr.strip().splitlines()[-1]
     assert list(folder.iterdir()) == []
+
+
+def test_video_outputs_are_planned_before_any_work(tmp_path):
+    from lutgen.errors import LutgenError
+    from lutgen.video.targets import plan_video_targets
+
+    clip, other, photo = tmp_path / "a.MOV", tmp_path / "b.mkv", tmp_path / "c.jpg"
+    for path in (clip, other, photo):
+        path.write_bytes(b"")
+    assert plan_video_targets([clip], [], None, None) == [(clip, Path("output.mov"))]
+    assert plan_video_targets([clip, other], [photo], None, tmp_path / "out") == [
+        (clip, tmp_path / "out" / "a.MOV"), (other, tmp_path / "out" / "b.mkv")]
+    refusals = {"use --output-dir": ([clip], [photo], None, None), "must end in one of": ([clip], [], photo, None),
+                "refusing to overwrite the input": ([clip], [], clip, None),
+                "share a file name": ([clip, other], [tmp_path / "x" / "a.MOV"], None, tmp_path)}
+    for fragment, arguments in refusals.items():
+        with pytest.raises(LutgenError, match=fragment):
+            plan_video_targets(*arguments)

@@ -85,7 +85,8 @@ def _report_cubes(exported) -> None:
 
 def _enhance_videos(photos, videos, model, output_path, output_dir, export_cube, smoothing, scene_cut, codec, crf):
     """Enhance each video with a frame bar; unreadable ones are reported and skipped. ``(written, failed)``."""
-    from lutgen.tasks.enhance_video import check_temporal_options, enhance_video, plan_video_targets
+    from lutgen.tasks.enhance_video import check_temporal_options, enhance_video
+    from lutgen.video.targets import plan_video_targets
     from lutgen.video.codecs import check_video_options
     from lutgen.video.frames import frame_bar
 

@@ -20,7 +20,8 @@ from lutgen.errors import ImageError, LutgenError
 from lutgen.fileio import atomic_path
 from lutgen.video.codecs import Family, check_available, family_for_input
 from lutgen.video.reading import RgbDecoder, VideoSource, open_video, read_error
-from lutgen.video.writing import VideoSink, container_format
+from lutgen.video.targets import container_format
+from lutgen.video.writing import VideoSink
 
 FrameGrader = Callable[[np.ndarray], np.ndarray]
 """Grades one ``(H, W, 3)`` RGB frame (uint8 for 8-bit sources, uint16 for deeper ones), same shape and dtype."""

@@ -16,27 +16,14 @@ from av.video.reformatter import VideoReformatter
 
 from lutgen.errors import LutgenError, OptionError
 from lutgen.video.codecs import Family, output_format
-from lutgen.video.probe import VIDEO_EXTENSIONS
 from lutgen.video.reading import VideoSource
-
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
-              ".ts": "mpegts", ".mts": "mpegts", ".m2ts": "mpegts", ".mxf": "mxf"}
-"""The muxer for each video extension (:data:`lutgen.video.probe.VIDEO_EXTENSIONS`)."""
+from lutgen.video.targets import container_format
 
 _SWS_MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 """libswscale's matrix (``SWS_CS_*``) for a stream's ``AVColorSpace``: BT.709, FCC, BT.601 (both), 240M, BT.2020."""
 _RGB_SPACE = 0  # AVCOL_SPC_RGB
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
-
-
-def container_format(target: Path) -> str:
-    """The muxer name for the output's extension; an :class:`OptionError` for one that is no video."""
-    try:
-        return CONTAINERS[target.suffix.lower()]
-    except KeyError:
-        raise OptionError(f"the output of a video must end in one of {', '.join(VIDEO_EXTENSIONS)}, not "
-                          f"{target.name}") from None
 
 
 class VideoSink:
