@@ -149,7 +149,7 @@ def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
     graded: queue.Queue = queue.Queue(maxsize=_DEPTH)
     stop = threading.Event()
     reader = _Step("lutgen-decode", lambda: _read(source, decoded, stop))
-    writer = _Step("lutgen-encode", lambda: _write(sink, graded, stop, reader))
+    writer = _Step("lutgen-encode", lambda: _write(sink, graded, stop))
     frames = 0
     reader.start()
     writer.start()
@@ -205,14 +205,12 @@ def _demux(source: VideoSource, decoded: queue.Queue, stop: threading.Event) -> 
         raise ImageError(f"cannot read {source.path}: the video is truncated ({ended_early[0]})")
 
 
-def _write(sink: VideoSink, graded: queue.Queue, stop: threading.Event, reader: threading.Thread) -> None:
+def _write(sink: VideoSink, graded: queue.Queue, stop: threading.Event) -> None:
     """Encode graded frames and mux copied packets in the order they come, until :data:`_END`."""
-    while True:
+    while not stop.is_set():
         try:
             item = graded.get(timeout=_WAIT)
         except queue.Empty:
-            if stop.is_set():
-                return
             continue
         if item is _END:
             return
