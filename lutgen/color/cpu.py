@@ -39,7 +39,9 @@ from lutgen.lut import INTERPOLATIONS, LUT, Shaper, grid
 _INTEGER_MAX = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-_JIT = dict(cache=True, fastmath=False, nogil=True)
+# error_model="numpy": a division never checks its divisor (none can be 0 here); Python's error model
+# made the serial loops below three times slower than the same loop under prange.
+_JIT = dict(cache=True, fastmath=False, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,34 +228,38 @@ def _fill_code_lookup_1d(lookup, shaped, maxv, strength):
 
 
 @njit(inline="always", **_JIT)
-def _codes_3d_pixel(pixels, out, p, offset, frac, t, sg, sb, maxv, strength, tetrahedral):
-    """3D table on integer pixel ``p`` of ``pixels`` ``(P, 3)``, written to ``out[p]``.
+def _code_3d(vr, vg, vb, offset, frac, t, sg, sb, maxv, strength, tetrahedral):
+    """The graded codes of the integer colour ``(vr, vg, vb)`` through the 3D table, as a tuple of 3.
 
     ``offset``/``frac`` ``(maxv + 1, 3)`` are the per-code cells of :func:`_code_cells`, ``t`` the flattened
     table, ``sg``/``sb`` its green and blue strides.
     """
-    vr = pixels[p, 0]
-    vg = pixels[p, 1]
-    vb = pixels[p, 2]
     base = offset[vr, 0] + offset[vg, 1] + offset[vb, 2]
     y0, y1, y2 = _interpolate(t, base, sg, sb, frac[vr, 0], frac[vg, 1], frac[vb, 2], tetrahedral)
-    out[p, 0] = _to_code(_blend(vr / maxv, y0, strength), maxv)
-    out[p, 1] = _to_code(_blend(vg / maxv, y1, strength), maxv)
-    out[p, 2] = _to_code(_blend(vb / maxv, y2, strength), maxv)
+    return (_to_code(_blend(vr / maxv, y0, strength), maxv), _to_code(_blend(vg / maxv, y1, strength), maxv),
+            _to_code(_blend(vb / maxv, y2, strength), maxv))
 
 
 @njit(parallel=True, **_JIT)
 def _apply_codes_3d(pixels, out, offset, frac, t, n, maxv, strength, tetrahedral):
-    """3D table on integer pixels ``(P, 3)`` on every kernel thread (see :func:`_codes_3d_pixel`)."""
+    """3D table on integer pixels ``(P, 3)`` on every kernel thread (see :func:`_code_3d`)."""
+    sg = 3 * n
+    sb = 3 * n * n
     for p in prange(pixels.shape[0]):
-        _codes_3d_pixel(pixels, out, p, offset, frac, t, 3 * n, 3 * n * n, maxv, strength, tetrahedral)
+        out[p, 0], out[p, 1], out[p, 2] = _code_3d(
+            pixels[p, 0], pixels[p, 1], pixels[p, 2], offset, frac, t, sg, sb, maxv, strength, tetrahedral
+        )
 
 
 @njit(**_JIT)
 def _apply_codes_3d_serial(pixels, out, offset, frac, t, n, maxv, strength, tetrahedral):
     """3D table on integer pixels ``(P, 3)`` in the calling thread alone."""
+    sg = 3 * n
+    sb = 3 * n * n
     for p in range(pixels.shape[0]):
-        _codes_3d_pixel(pixels, out, p, offset, frac, t, 3 * n, 3 * n * n, maxv, strength, tetrahedral)
+        out[p, 0], out[p, 1], out[p, 2] = _code_3d(
+            pixels[p, 0], pixels[p, 1], pixels[p, 2], offset, frac, t, sg, sb, maxv, strength, tetrahedral
+        )
 
 
 @njit(parallel=True, **_JIT)
@@ -273,15 +279,12 @@ def _apply_codes_1d_serial(pixels, out, lookup):
 
 
 @njit(inline="always", **_JIT)
-def _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
-                 has_table, strength, tetrahedral):
-    """Shaper and/or 3D table on float pixel ``p`` of ``pixels`` ``(P, 3)``, written to ``out[p]``.
+def _float_colour(x0, x1, x2, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table,
+                  strength, tetrahedral):
+    """Shaper and/or 3D table on the float colour ``(x0, x1, x2)`` (float64), as a tuple of 3 float64.
 
     ``t`` is the flattened ``n``-node table; ``s_scale``/``t_scale`` the nodes per unit of each channel.
     """
-    x0 = np.float64(pixels[p, 0])
-    x1 = np.float64(pixels[p, 1])
-    x2 = np.float64(pixels[p, 2])
     s0, s1, s2 = x0, x1, x2
     if has_shaper:
         s0 = _shape(x0, shaper, shaper_lo[0], shaper_hi[0], s_scale[0], 0)
@@ -293,9 +296,7 @@ def _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shap
         ib, fb = _cell(_clamp(s2, lo[2], hi[2]), lo[2], t_scale[2], n)
         base = 3 * (ir + n * (ig + n * ib))
         s0, s1, s2 = _interpolate(t, base, 3 * n, 3 * n * n, fr, fg, fb, tetrahedral)
-    out[p, 0] = _blend(x0, s0, strength)
-    out[p, 1] = _blend(x1, s1, strength)
-    out[p, 2] = _blend(x2, s2, strength)
+    return _blend(x0, s0, strength), _blend(x1, s1, strength), _blend(x2, s2, strength)
 
 
 @njit(**_JIT)
@@ -316,8 +317,10 @@ def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, l
     s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
     t_scale = _axis_scales(n, lo, hi)
     for p in prange(pixels.shape[0]):
-        _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
-                     has_table, strength, tetrahedral)
+        out[p, 0], out[p, 1], out[p, 2] = _float_colour(
+            np.float64(pixels[p, 0]), np.float64(pixels[p, 1]), np.float64(pixels[p, 2]), shaper, shaper_lo,
+            shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table, strength, tetrahedral
+        )
 
 
 @njit(**_JIT)
@@ -329,8 +332,10 @@ def _apply_float_serial(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, t
     s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
     t_scale = _axis_scales(n, lo, hi)
     for p in range(pixels.shape[0]):
-        _float_pixel(pixels, out, p, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale,
-                     has_table, strength, tetrahedral)
+        out[p, 0], out[p, 1], out[p, 2] = _float_colour(
+            np.float64(pixels[p, 0]), np.float64(pixels[p, 1]), np.float64(pixels[p, 2]), shaper, shaper_lo,
+            shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table, strength, tetrahedral
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,22 +438,25 @@ _kernels_loaded = False
 
 @contextlib.contextmanager
 def _kernels_loading():
-    """Meanwhile, the first time in a process, keep Numba from importing SciPy to look for BLAS.
+    """Meanwhile, the first time in a process, keep Numba from importing SciPy's linear algebra.
 
     Numba's CPU target, set up when the first kernel is loaded, imports ``scipy.linalg`` only to see
     whether its BLAS is there for ``np.dot``; lutgen's kernels use no BLAS, and that import costs a
-    tenth of a second of every ``lutgen infer``. When SciPy is not imported yet, it is marked missing
-    until the first kernel is loaded; a later ``import scipy`` works as usual.
+    tenth of a second of every ``lutgen infer``. When ``scipy.linalg`` is not imported yet, it is marked
+    missing until the first kernel is loaded; a later ``import scipy.linalg`` works as usual.
     """
     global _kernels_loaded
-    if _kernels_loaded or "scipy" in sys.modules:
+    if _kernels_loaded or _LINALG in sys.modules:
         _kernels_loaded = True
         yield
         return
-    sys.modules["scipy"] = None
+    sys.modules[_LINALG] = None
     try:
         yield
     finally:
-        if sys.modules.get("scipy", 0) is None:
-            del sys.modules["scipy"]
+        if _LINALG in sys.modules and sys.modules[_LINALG] is None:
+            del sys.modules[_LINALG]
         _kernels_loaded = True
+
+
+_LINALG = "scipy.linalg"
