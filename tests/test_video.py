@@ -361,3 +361,27 @@ def test_video_outputs_are_planned_before_any_work(tmp_path):
     for fragment, arguments in refusals.items():
         with pytest.raises(LutgenError, match=fragment):
             plan_video_targets(*arguments)
+
+
+@needs_ffmpeg
+def test_subtitles_are_copied_unchanged(tmp_path, look):
+    from lutgen.formats import read_lut
+    from lutgen.tasks.infer_video import infer_video
+
+    clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=False)
+    (tmp_path / "subs.srt").write_text("1\n00:00:00,000 --> 00:00:00,200\nFirst line\n\n"
+                                       "2\n00:00:00,250 --> 00:00:00,450\nSecond line\n")
+    source = tmp_path / "with_subs.mkv"
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(clip), "-i", str(tmp_path / "subs.srt"), "-map", "0", "-map", "1",
+                    "-c", "copy", "-metadata:s:s:0", "language=fra", str(source)], check=True)
+    result = infer_video(read_lut(look), source, tmp_path / "out.mkv")
+    assert result.copied_streams == 1
+
+    def subtitles(path):
+        with av.open(str(path)) as container:
+            stream = container.streams.subtitles[0]
+            packets = [(bytes(p), float(p.pts * p.time_base)) for p in container.demux(stream) if p.size]
+            return stream.codec_context.name, stream.metadata.get("language"), packets
+
+    assert subtitles(result.target) == subtitles(source)
+    assert len(subtitles(source)[2]) == 2

@@ -26,6 +26,11 @@ _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 _LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 
 
+def _kept_tags(metadata) -> dict[str, str]:
+    """A stream's tags that describe its content (the muxer writes its own duration and statistics)."""
+    return {key: value for key, value in metadata.items() if key.lower() in ("language", "title", "handler_name")}
+
+
 class VideoSink:
     """An output container being written: :meth:`write` graded frames, :meth:`copy` other packets, :meth:`close`.
 
@@ -69,7 +74,8 @@ class VideoSink:
             context.sample_aspect_ratio = src.sample_aspect_ratio
         self._set_colour(context, src.codec_context)
         stream.options = family.options(quality, self.source.chroma)
-        stream.metadata.update({k: v for k, v in src.metadata.items() if k in ("language", "title", "handler_name")})
+        stream.metadata.update(_kept_tags(src.metadata))
+        stream.disposition = src.disposition
         self.family = family
         self.stream = stream
 
@@ -96,8 +102,12 @@ class VideoSink:
         return self.pixel_format.startswith(("gbr", "bgr", "rgb"))
 
     def _add_copy(self, stream):
+        """A stream of the output that takes ``stream``'s packets unchanged, with its language, title and flags."""
         try:
-            return self.container.add_stream_from_template(stream)
+            copy = self.container.add_stream_from_template(stream)
+            copy.metadata.update(_kept_tags(stream.metadata))
+            copy.disposition = stream.disposition
+            return copy
         except (ValueError, av.FFmpegError):
             raise OptionError(f"a {self.target.suffix} file cannot hold the {stream.type} stream "
                               f"#{stream.index} ({stream.codec_context.name if stream.codec_context else 'data'}) "
