@@ -131,6 +131,10 @@ def _report_success(result) -> None:
     """Say what a finished run wrote."""
     final = f" Final loss: {result.final.total:.4f}." if result.final is not None else ""
     typer.echo(f"Optimization complete!{final}")
+    if result.scores is not None:
+        before, after = result.scores
+        typer.echo(f"CLIP score (as lutgen score measures it): {before:.4f} ungraded, {after:.4f} graded "
+                   f"({after - before:+.4f})")
     if result.log_dir is not None:
         typer.echo(f"Training logs are in {result.log_dir}/")
     typer.echo(f"LUT saved to {result.output_path}")

@@ -67,6 +67,7 @@ class OptimizeResult:
     final: object | None = None  # the last StepRecord
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     images_used: int = 0
+    scores: tuple[float, float] | None = None  # the prompt score ungraded and graded (lutgen.guidance.scoring)
 
 
 class OptimizeInterrupted(KeyboardInterrupt):
@@ -74,8 +75,9 @@ class OptimizeInterrupted(KeyboardInterrupt):
 
     Attributes:
         phase: ``"setup"`` (nothing written), ``"optimising"`` (the LUT reached is written, or
-            nothing before the first step), ``"writing the LUT"`` (the output left as it was) or
-            ``"writing the logs"`` (the LUT written, the logs incomplete).
+            nothing before the first step), ``"writing the LUT"`` (the output left as it was),
+            ``"writing the logs"`` (the LUT written, the logs incomplete) or ``"scoring"`` (the LUT
+            and the logs written).
         message: one sentence for the user.
         cause: the original ``KeyboardInterrupt`` (a :class:`~lutgen.errors.Terminated` for SIGTERM).
         steps_done: the optimisation steps the written LUT took (0 when none was written).
@@ -196,10 +198,34 @@ def optimize(
             raise OptimizeInterrupted(
                 "writing the logs", f"interrupted while writing the training logs; the LUT is written to {output}, "
                 f"the logs in {plan.log_dir} are incomplete", late, steps_done) from None
+    try:
+        scores = _prompt_scores(run, result_lut)
+    except KeyboardInterrupt as late:
+        raise OptimizeInterrupted("scoring", f"interrupted while scoring the result; the LUT is written to {output}",
+                                  late, steps_done) from None
     return OptimizeResult(
         output_path=output, steps=options.steps, steps_done=steps_done, seed=plan.seed, log_dir=plan.log_dir,
         lut=result_lut, final=records[-1] if records else None, skipped=run.skipped, images_used=run.images_used,
+        scores=scores,
     )
+
+
+def _prompt_scores(run: _Run, lut) -> tuple[float, float] | None:
+    """The score of the prompts (:mod:`lutgen.guidance.scoring`, as ``lutgen score`` measures it) of the
+    training photos ungraded and graded by ``lut``, on at most eight of them spread over the folder;
+    ``None`` when no prompt guided the run."""
+    objective = run.trainer.objective
+    evidence = objective.evidence
+    if objective.guide is None or evidence.prompts is None:
+        return None
+    from lutgen.guidance.scoring import photo_views, score_luts, target_from_embeddings
+    from lutgen.tasks.rank import SCORE_PHOTOS, spread
+
+    target = target_from_embeddings(evidence.prompts, evidence.prompt_weights, evidence.negatives,
+                                    evidence.negative_weights)
+    views = photo_views(spread(run.trainer.sampler.images, SCORE_PHOTOS), objective.guide)
+    before, after = score_luts(objective.guide, views, [None, lut], target)
+    return before, after
 
 
 @dataclass

@@ -263,9 +263,10 @@ def rank(o: RankOptions, warn: Callable[[str], None] = print, progress: Callable
         LutgenError: bad options or inputs, no LUT readable, unusable CLIP weights, unwritable sheet.
         KeyboardInterrupt: Ctrl-C or SIGTERM; nothing was written.
     """
+    plan = validate(o)  # before torch is imported
+
     from lutgen.guidance.scoring import luts_per_pass, score_luts
 
-    plan = validate(o)
     scoring = prepare_scoring(o, plan.prompt, plan.negative, plan.folder, plan.photos, warn, guide)
     batch_size = o.batch_size or luts_per_pass(scoring.guide.device, len(scoring.views))
     [identity] = score_luts(scoring.guide, scoring.views, [None], scoring.target)

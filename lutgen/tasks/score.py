@@ -55,11 +55,12 @@ def score(o: ScoreOptions, warn: Callable[[str], None] = print, guide=None) -> S
     The options and the LUT are checked and read before torch is imported (one-sentence errors).
     ``guide``, when given, is used instead of loading the CLIP the options name.
     """
-    from lutgen.guidance.scoring import score_luts
-
     prompt, negative = check_common(o)
     lut = read_lut(o.lut)
     folder, photos = find_photos(o.image_folder, o.photos)
+
+    from lutgen.guidance.scoring import score_luts  # after every check: torch loads here
+
     scoring = prepare_scoring(o, prompt, negative, folder, photos, warn, guide)
     identity, value = score_luts(scoring.guide, scoring.views, [None, lut], scoring.target)
     return ScoreResult(Path(o.lut), prompt, negative, value, identity, scoring.photos, scoring.weights_label)
