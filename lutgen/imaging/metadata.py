@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from PIL import Image, TiffImagePlugin, TiffTags
+from PIL import Image
 
 from lutgen.imaging.common import DECODE_ERRORS, pillow_warnings_quiet
 
@@ -198,6 +198,8 @@ def tiff_with_metadata(tiff: bytes, icc: bytes | None, exif: bytes | None, *, ha
     byte before the end moves) merged in tag order with the new entries, whose out-of-line values
     Pillow lays out after the table. The header is then pointed at the new IFD.
     """
+    from PIL import TiffImagePlugin, TiffTags  # here: JPEG, PNG and WebP never need them
+
     extra = TiffImagePlugin.ImageFileDirectory_v2(ifh=tiff[:8])
     for tag, value in _descriptive_exif_tags(exif).items():
         extra[tag] = value

@@ -18,7 +18,6 @@ written atomically, none is left half-written.
 
 from __future__ import annotations
 
-import concurrent.futures as futures
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -120,11 +119,13 @@ def _run_in_threads(pairs: Sequence[Pair], process_one: ProcessOne, jobs: int,
     The main thread only hands out files and waits, so Ctrl-C and SIGTERM (whose handlers Python runs in
     the main thread) reach it at once; it then starts no new file and waits for the running ones.
     """
+    import concurrent.futures as futures  # here: one image never needs it
+
     outcomes: list[str | None] = [None] * len(pairs)
     ticks = iter(progress(pairs))
     next(ticks, None)  # shows the bar at 0; each finished file then moves it on by one
     upcoming = iter(enumerate(pairs))
-    running: dict[futures.Future, int] = {}
+    running: dict = {}  # Future -> index of its pair
     pool = futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lutgen-batch")
     try:
         for _ in range(jobs):
@@ -145,8 +146,8 @@ def _run_in_threads(pairs: Sequence[Pair], process_one: ProcessOne, jobs: int,
     return outcomes
 
 
-def _start_next(pool: futures.ThreadPoolExecutor, upcoming, running: dict, process_one: ProcessOne) -> None:
-    """Submit the next pair of ``upcoming`` (if any) and record its index in ``running``."""
+def _start_next(pool, upcoming, running: dict, process_one: ProcessOne) -> None:
+    """Submit the next pair of ``upcoming`` (if any) to the thread pool and record its index in ``running``."""
     item = next(upcoming, None)
     if item is not None:
         index, (source, target) = item
