@@ -51,10 +51,13 @@ def run_image_task(task, *args, **kwargs):
 
     Outputs are written atomically, so an interruption leaves every finished image complete.
     """
-    from tqdm import tqdm
 
     def progress(pairs):
-        return tqdm(pairs, unit="image", disable=len(pairs) < 2, leave=False)
+        if len(pairs) < 2:
+            return pairs  # no bar for one image (nor tqdm's import)
+        from tqdm import tqdm
+
+        return tqdm(pairs, unit="image", leave=False)
 
     try:
         return task(*args, progress=progress, **kwargs)
