@@ -79,7 +79,7 @@ def rank(
     if as_json:
         typer.echo(json.dumps(ranking_json(result, top), indent=2, allow_nan=False))
     else:
-        _print_table(result, top)
+        print_table(result, top)
 
 
 def ranking_json(result, top: int) -> dict:
@@ -100,7 +100,7 @@ def ranking_json(result, top: int) -> dict:
     }
 
 
-def _print_table(result, top: int) -> None:
+def print_table(result, top: int) -> None:
     """The ``top`` LUTs as a table: rank, score, change from the ungraded photos, file."""
     against = f", against {result.negative!r}" if result.negative else ""
     typer.echo(f"{len(result.ranked)} LUTs ranked by CLIP similarity to {result.prompt!r}{against} "
