@@ -30,6 +30,7 @@ class FileSkipped(LutgenError):
     """Raised by a per-file function for a file that cannot be done (an unreadable input): the batch
     reports the message and goes on with the other files."""
 
+
 Pair = tuple[Path, Path]
 """An input file and the output file it becomes."""
 
