@@ -123,7 +123,8 @@ class LibraryResult:
 
 
 class LibraryInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped ``library``; :attr:`message` says what was kept; :attr:`cause` the signal's exception."""
+    """Ctrl-C or SIGTERM stopped ``library``: :attr:`message` says what was kept, :attr:`cause` is the
+    original ``KeyboardInterrupt`` (a :class:`~lutgen.errors.Terminated` for SIGTERM)."""
 
     def __init__(self, message: str, cause: KeyboardInterrupt):
         super().__init__(message)
@@ -256,10 +257,14 @@ def library(options: LibraryOptions, echo: Callable[[str], None] = print, warn: 
                  "they are kept")
         run = LibraryRun(plan, processes, echo, warn)
         made, stopped = run.make(mine, progress if processes.leader else None)
-        processes.barrier()
-        library_json = index = None
-        if processes.leader:
-            library_json, index = run.write_index()
+        try:
+            processes.barrier()
+            library_json = index = None
+            if processes.leader:
+                library_json, index = run.write_index()
+        except KeyboardInterrupt as stop:
+            raise LibraryInterrupted(f"interrupted while writing library.json and index.html; every look is written "
+                                     f"to {plan.output_dir}: rerun the same command to write them", stop) from None
         return LibraryResult(made, skipped, stopped, library_json, index, processes.world)
     finally:
         processes.close()
