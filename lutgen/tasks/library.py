@@ -179,26 +179,49 @@ def validate_library(o: LibraryOptions) -> LibraryPlan:
     output_dir = Path(o.output_dir)
     library_seed = o.defaults.seed if o.defaults.seed is not None else records.read_seed(output_dir)
     library_seed = choose_seed(library_seed)
-    looks = [_plan_look(o, spec, library_seed) for spec in specs]
-    return LibraryPlan(o, looks, library_seed)
+    return LibraryPlan(o, _plan_looks(o, specs, library_seed), library_seed)
 
 
-def _plan_look(o: LibraryOptions, spec: LookSpec, library_seed: int) -> PlannedLook:
-    options = _look_options(o.defaults, spec, Path(o.output_dir), look_seed(library_seed, spec.name))
-    try:
-        plan = validate(options)
-    except LutgenError as error:
-        raise type(error)(f"{spec.where(Path(o.prompts_file))}: {error}") from None
-    planned = PlannedLook(spec, options, plan, fingerprint(options, plan))
-    planned.record = records.finished_record(Path(o.output_dir), spec.name, planned.fingerprint)
-    return planned
+def _plan_looks(o: LibraryOptions, specs: list[LookSpec], library_seed: int) -> list[PlannedLook]:
+    """Every look checked: the first one as ``optimize`` checks its options (images found, test image
+    read), the others for what their own settings change (:func:`_validate_settings`)."""
+    looks, shared = [], None
+    for spec in specs:
+        options = _look_options(o.defaults, spec, Path(o.output_dir), look_seed(library_seed, spec.name))
+        try:
+            plan = validate(options) if shared is None else _validate_settings(options, shared)
+        except LutgenError as error:
+            raise type(error)(f"{spec.where(Path(o.prompts_file))}: {error}") from None
+        shared = shared or plan
+        planned = PlannedLook(spec, options, plan, fingerprint(options, plan))
+        planned.record = records.finished_record(Path(o.output_dir), spec.name, planned.fingerprint)
+        looks.append(planned)
+    return looks
+
+
+def _validate_settings(options: OptimizeOptions, shared: Plan) -> Plan:
+    """What :func:`~lutgen.tasks.optimize_plan.validate` checks that a look's own settings can change (the
+    numbers, choices, output file and evidence), with the images and test image of ``shared`` (another
+    look's plan: the image folder, reference photos and pairs are library-wide)."""
+    from lutgen.tasks.optimize_evidence import check_evidence
+    from lutgen.tasks.optimize_evidence import inputs as evidence_inputs
+    from lutgen.tasks.optimize_plan import _check_choices, _check_nothing_overwritten, _check_numbers, _check_output
+
+    _check_numbers(options)
+    seed = choose_seed(options.seed)
+    _check_choices(options)
+    _check_output(Path(options.output_path))
+    evidence = check_evidence(options)
+    inputs = [*shared.images, shared.test_image, *evidence_inputs(evidence)]
+    _check_nothing_overwritten(Path(options.output_path), None, shared.folder, inputs)
+    return dataclasses.replace(shared, evidence=evidence, seed=seed)
 
 
 def reseeded(plan: LibraryPlan, library_seed: int) -> LibraryPlan:
     """``plan`` with another library seed (the first process's, under torchrun)."""
     if library_seed == plan.seed:
         return plan
-    return LibraryPlan(plan.options, [_plan_look(plan.options, look.spec, library_seed) for look in plan.looks],
+    return LibraryPlan(plan.options, _plan_looks(plan.options, [look.spec for look in plan.looks], library_seed),
                        library_seed)
 
 
