@@ -19,7 +19,7 @@ from lutgen.errors import interrupt_exit_code
 @app.command()
 def library(
     prompts: Path = typer.Argument(
-        ..., metavar="PROMPTS", show_default=False,
+        ..., show_default=False,
         help="A .txt of prompts (one a line, # comments) or a .csv with a prompt column, an optional name and "
              "per-look settings (lut-size, steps, seed, learning-rate, negative-prompt, the loss weights, ...)."
     ),
