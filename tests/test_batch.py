@@ -184,3 +184,22 @@ def test_sigterm_mid_run_leaves_only_complete_files(tmp_path):
     for path in written:
         image = load_image(path)  # a truncated PNG would fail its checks here
         assert image.rgb.shape == (360, 480, 3) and image.rgb.dtype == np.uint16
+
+
+def test_enhance_jobs_give_the_same_files_and_luts_as_one_at_a_time(tmp_path):
+    """``enhance --jobs 3`` writes byte-for-byte what ``--jobs 1`` writes, LUT exports included, and skips
+    the corrupt photo the same way."""
+    source = tmp_path / "shoot"
+    names = shoot(source)
+    (source / "c_broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    outputs = {}
+    for jobs in (1, 3):
+        out = tmp_path / f"out{jobs}"
+        result = run_lutgen("enhance", source, "-d", out, "--jobs", jobs, "--export-cube")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "c_broken.jpg" in errors[0], result.stderr
+        assert f"wrote {len(names)} images to {out}" in result.stdout
+        outputs[jobs] = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert len(outputs[1]) == 3 * len(names)  # each photo, its NAME.cube and its NAME_33.cube
+    assert outputs[1] == outputs[3]

@@ -139,7 +139,7 @@ def test_a_signal_during_infer_keeps_finished_images_and_leaves_no_partial_file(
     assert process.returncode == exit_code, stderr
     assert "Traceback" not in stderr
     last = stderr.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar
-    assert last == "error: interrupted; the images finished so far are written, none is half-written"
+    assert last == "error: interrupted; the files finished so far are written, none is half-written"
     assert not [p for p in out.iterdir() if p.name.startswith(".")], sorted(p.name for p in out.iterdir())
     written = sorted(out.iterdir())
     assert 1 <= len(written) < 24

@@ -347,7 +347,7 @@ def test_sigterm_leaves_complete_photo_sets_and_exits_143(tmp_path):
             child.kill()
     assert child.returncode == 143, stderr
     lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line]  # not the progress bar
-    assert lines == ["error: interrupted; the images finished so far are written, none is half-written"], stderr
+    assert lines == ["error: interrupted; the files finished so far are written, none is half-written"], stderr
     names = {p.name for p in out.iterdir()}
     assert not [name for name in names if ".part" in name or name.startswith(".")]
     finished = {name[:-4] for name in names if name.endswith(".png")}

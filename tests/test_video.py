@@ -386,3 +386,29 @@ def test_subtitles_are_copied_unchanged(tmp_path, look):
 
     assert subtitles(result.target) == subtitles(source)
     assert len(subtitles(source)[2]) == 2
+
+
+def test_infer_cli_grades_a_folder_of_photos_and_videos(tmp_path, look):
+    """``lutgen infer LUT FOLDER -d OUT``: the photo graded as a still, the video frame by frame in its own
+    container and codec family, each output under its input's name; the same frames as infer_video."""
+    from PIL import Image
+
+    from lutgen.formats import read_lut
+    from lutgen.tasks.infer_video import infer_video
+
+    shoot = tmp_path / "shoot"
+    shoot.mkdir()
+    make_clip(shoot / "clip.mp4", frames=6)
+    Image.fromarray(ramp_frame(0, 64, 48)).save(shoot / "still.png")
+    result = run_lutgen("infer", look, shoot, "-d", tmp_path / "out", "--codec", "ffv1", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'out' / 'clip.mp4'}: 6 frames in ffv1 (bgr0)" in result.stdout
+    assert "wrote 2 files to" in result.stdout
+    alone = infer_video(read_lut(look), shoot / "clip.mp4", tmp_path / "alone.mkv", codec="ffv1")
+    assert np.array_equal(decoded_rgb(tmp_path / "out" / "clip.mp4"), decoded_rgb(alone.target))
+    from lutgen.color.cpu import apply_lut_array
+
+    still = np.asarray(Image.open(tmp_path / "out" / "still.png"))
+    assert np.array_equal(still, apply_lut_array(ramp_frame(0, 64, 48), read_lut(look)))
+    one_sentence_error(run_lutgen("infer", look, shoot / "clip.mp4", "-o", tmp_path / "graded.png"),
+                       "must end in one of")

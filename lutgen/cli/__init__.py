@@ -47,9 +47,10 @@ def report_error(message: str) -> None:
 
 
 def run_image_task(task, *args, **kwargs):
-    """Run a per-image task (``infer``, ``enhance``) with a progress bar; Ctrl-C or SIGTERM exits with 130 or 143.
+    """Run a per-file task (``infer``, ``enhance``) with progress bars (images, and each video's frames);
+    Ctrl-C or SIGTERM exits with 130 or 143.
 
-    Outputs are written atomically, so an interruption leaves every finished image complete.
+    Outputs are written atomically, so an interruption leaves every finished file complete.
     """
 
     def progress(pairs):
@@ -59,22 +60,28 @@ def run_image_task(task, *args, **kwargs):
 
         return tqdm(pairs, unit="image", leave=False)
 
+    def frame_progress(total, label):
+        from lutgen.video.frames import frame_bar  # only when a video is graded
+
+        return frame_bar(total, label)
+
     try:
-        return task(*args, progress=progress, **kwargs)
+        return task(*args, progress=progress, frame_progress=frame_progress, **kwargs)
     except KeyboardInterrupt as interruption:
-        report_error("interrupted; the images finished so far are written, none is half-written")
+        report_error("interrupted; the files finished so far are written, none is half-written")
         raise typer.Exit(interrupt_exit_code(interruption)) from None
 
 
-def report_images(written: list, failed: list, output_dir) -> None:
-    """Say what a per-image task wrote and skipped; exit with code 2 if any image failed."""
+def report_images(written: list, failed: list, output_dir, videos: int = 0) -> None:
+    """Say what a per-file task wrote and skipped (``videos`` of the written are videos); exit with code 2
+    if any input failed."""
     for source, reason in failed:
         reason = reason.removeprefix(f"cannot read {source}: ")  # the file is named once
         report_error(f"skipped {source}: {reason}")
     if len(written) == 1:
         typer.echo(f"wrote {written[0]}")
     elif written:
-        typer.echo(f"wrote {len(written)} images to {output_dir}")
+        typer.echo(f"wrote {len(written)} {'files' if videos else 'images'} to {output_dir}")
     if failed:
         raise typer.Exit(2)
 

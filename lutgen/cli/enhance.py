@@ -6,8 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_error, report_images, run_image_task
-from lutgen.errors import LutgenError, OptionError, interrupt_exit_code
+from lutgen.cli import app, report_images, run_image_task
 
 
 @app.command()
@@ -35,6 +34,10 @@ def enhance(
     device: str = typer.Option(
         "cpu", help="cpu (NumPy network + compiled LUT kernel, fastest start), cuda, mps, or auto."
     ),
+    jobs: int = typer.Option(
+        None, "--jobs", "-j", help="Photos enhanced at once on the CPU, each on its own core; 1 enhances one "
+        "after another [default: every core]."
+    ),
     temporal_smoothing: float = typer.Option(
         0.9, help="Video: weight of the earlier frames' LUT in each frame's LUT (an exponential moving average; "
         "0 = every frame its own LUT, 0.9 = about ten frames), restarted at scene cuts.",
@@ -57,59 +60,16 @@ def enhance(
     Works offline with the shipped model (AdaInt, Apache-2.0, trained on MIT-Adobe FiveK). Videos keep
     their audio, subtitles, time stamps, rotation and colour tags.
     """
-    from lutgen.imaging.finding import find_media
     from lutgen.tasks.enhance import enhance as run_enhance
 
-    photos, videos = find_media(images)
-    if not videos:
-        result = run_image_task(run_enhance, images, model, output_path, output_dir, export_cube, quality, device)
-        _report_cubes(result.exported)
-        report_images(result.written, result.failed, output_dir)
-        return
-    written, failed = _enhance_videos(photos, videos, model, output_path, output_dir, export_cube, temporal_smoothing,
-                                      scene_cut, codec, crf)
-    if photos:
-        result = run_image_task(run_enhance, photos, model, None, output_dir, export_cube, quality, device)
-        _report_cubes(result.exported)
-        written, failed = result.written + written, result.failed + failed
-    report_images(written, failed, output_dir)
-
-
-def _report_cubes(exported) -> None:
-    for target, luts in exported.items():
+    result = run_image_task(run_enhance, images, model, output_path, output_dir, export_cube, quality, device, jobs,
+                            temporal_smoothing, scene_cut, codec, crf)
+    for target, luts in result.exported.items():
         typer.echo(
             f"{target}: wrote {luts.shaper_cube} (exact) and {luts.plain_cube} "
             f"(PSNR {luts.plain_psnr:.1f} dB against the exact LUT on this photo)"
         )
-
-
-def _enhance_videos(photos, videos, model, output_path, output_dir, export_cube, smoothing, scene_cut, codec, crf):
-    """Enhance each video with a frame bar; unreadable ones are reported and skipped. ``(written, failed)``."""
-    from lutgen.tasks.enhance_video import check_temporal_options, enhance_video
-    from lutgen.video.targets import plan_video_targets
-    from lutgen.video.codecs import check_video_options
-    from lutgen.video.frames import frame_bar
-
-    if export_cube:
-        raise OptionError("--export-cube exports one photo's LUT; a video's LUT changes with every frame")
-    check_temporal_options(smoothing, scene_cut)
-    check_video_options(codec, crf)
-    pairs = plan_video_targets(videos, photos, output_path, output_dir)
-    written, failed = [], []
-    for source, target in pairs:
-        try:
-            result, cuts = enhance_video(source, target, model=model, temporal_smoothing=smoothing,
-                                         scene_cut=scene_cut, codec=codec, quality=crf,
-                                         progress=lambda total, name=source.name: frame_bar(total, name))
-        except OptionError:
-            raise
-        except KeyboardInterrupt as interruption:
-            report_error(f"interrupted; nothing was written to {target}")
-            raise typer.Exit(interrupt_exit_code(interruption)) from None
-        except LutgenError as error:
-            failed.append((source, str(error)))
-            continue
-        typer.echo(f"{target}: {result.frames} frames in {result.codec} ({result.pixel_format}), "
-                   f"{cuts} shot{'s' if cuts != 1 else ''}")
-        written.append(target)
-    return written, failed
+    for target, (video, shots) in result.videos.items():
+        typer.echo(f"{target}: {video.frames} frames in {video.codec} ({video.pixel_format}), "
+                   f"{shots} shot{'s' if shots != 1 else ''}")
+    report_images(result.written, result.failed, output_dir, videos=len(result.videos))

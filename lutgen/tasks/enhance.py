@@ -29,10 +29,12 @@ from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import Writer, write_together
 from lutgen.formats import write_lut
-from lutgen.imaging import ImageData, find_images, load_image, save_image
+from lutgen.imaging import ImageData, load_image, save_image
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
 from lutgen.models import DEFAULT_MODEL, Weights, load_weights
-from lutgen.tasks.infer import plan_outputs
+from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
+from lutgen.tasks.enhance_video import DEFAULT_SCENE_CUT, DEFAULT_SMOOTHING
+from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
 from lutgen.tasks.options import check_quality
 
 PLAIN_SIZE = 33
@@ -48,12 +50,11 @@ class ExportedLUTs:
 
 
 @dataclass
-class EnhanceResult:
-    """What ``enhance`` did: images written, LUTs exported (by output image), inputs that failed."""
+class EnhanceResult(MediaResult):
+    """What ``enhance`` did: files written and inputs that failed (:class:`MediaResult`), and the LUTs
+    exported (by output image)."""
 
-    written: list[Path] = field(default_factory=list)
     exported: dict[Path, ExportedLUTs] = field(default_factory=dict)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def cube_paths(target: Path, plain_size: int = PLAIN_SIZE) -> tuple[Path, Path]:
@@ -110,10 +111,12 @@ def model_lut(table: np.ndarray, vertices: np.ndarray, model: str) -> LUT:
 
 
 class _CpuEnhancer:
-    """NumPy network + compiled LUT kernel: no torch."""
+    """NumPy network + compiled LUT kernel: no torch. ``parallel`` False grades each photo in the calling
+    thread alone (for callers that enhance several photos at once)."""
 
-    def __init__(self, weights: Weights):
+    def __init__(self, weights: Weights, parallel: bool = True):
         self.weights = weights
+        self.parallel = parallel
 
     def __call__(self, rgb: np.ndarray) -> Prediction:
         from lutgen.color.cpu import apply_lut_array
@@ -121,7 +124,7 @@ class _CpuEnhancer:
 
         table, vertices = predict_lut(self.weights, rgb)
         lut = model_lut(table, vertices, self.weights.source)
-        return Prediction(table, vertices, lut, apply_lut_array(rgb, lut))
+        return Prediction(table, vertices, lut, apply_lut_array(rgb, lut, parallel=self.parallel))
 
 
 class _TorchEnhancer:
@@ -147,20 +150,21 @@ class _TorchEnhancer:
         return Prediction(table, vertices, model_lut(table, vertices, self.source), graded)
 
 
-def make_enhancer(weights: Weights, device: str) -> Callable[[np.ndarray], Prediction]:
-    """The CPU path for ``cpu`` (and ``auto`` without a GPU), the torch path otherwise.
+def make_enhancer(weights: Weights, device: str, parallel: bool = True) -> Callable[[np.ndarray], Prediction]:
+    """The CPU path for ``cpu`` (and ``auto`` without a GPU; ``parallel`` as for :class:`_CpuEnhancer`),
+    the torch path otherwise.
 
     Each call of the result grades one photo ``(H, W, 3)`` uint8/uint16 and raises
     :class:`LutgenError` when the model predicts no usable LUT for it (see :func:`model_lut`).
     """
     device = check_device_name(device)
     if device == "cpu":
-        return _CpuEnhancer(weights)
+        return _CpuEnhancer(weights, parallel)
     from lutgen.devices import pick_device
 
     torch_device = pick_device(device)
     if torch_device.type == "cpu":
-        return _CpuEnhancer(weights)
+        return _CpuEnhancer(weights, parallel)
     return _TorchEnhancer(weights, torch_device)
 
 
@@ -202,6 +206,23 @@ def photo_files(prediction: Prediction, image: ImageData, target: Path, quality:
     return exported, files
 
 
+def enhance_photo(source: Path, target: Path, enhancer: Callable[[np.ndarray], Prediction], quality: int,
+                  export_cube: bool, label: str, plain_size: int = PLAIN_SIZE) -> ExportedLUTs | None:
+    """Enhance one photo into ``target`` (and, with ``export_cube``, its LUTs), all files together.
+
+    Raises :class:`~lutgen.tasks.batch.FileSkipped` when the photo cannot be read or the model predicts
+    no usable LUT for it; errors writing are raised as they are.
+    """
+    try:
+        image = load_image(source)
+        prediction = enhancer(image.rgb)
+    except LutgenError as error:
+        raise FileSkipped(str(error)) from None
+    exported, files = photo_files(prediction, image, target, quality, export_cube, label, plain_size)
+    write_together(files)
+    return exported
+
+
 def enhance(
     inputs: Sequence[Path],
     model: str = DEFAULT_MODEL,
@@ -210,40 +231,63 @@ def enhance(
     export_cube: bool = False,
     quality: int = 95,
     device: str = "cpu",
+    jobs: int | None = None,
+    temporal_smoothing: float = DEFAULT_SMOOTHING,
+    scene_cut: float = DEFAULT_SCENE_CUT,
+    codec: str | None = None,
+    crf: int | None = None,
     progress: Callable[[Sequence], Sequence] = lambda items: items,
+    frame_progress: FrameProgress | None = None,
     plain_size: int = PLAIN_SIZE,
 ) -> EnhanceResult:
-    """Enhance every image of ``inputs`` (files or folders) with ``model`` (a shipped name or a file).
+    """Enhance every photo and video of ``inputs`` (files or folders) with ``model`` (a shipped name or a file).
 
-    Images that cannot be read, or for which the model predicts no usable LUT, are reported in the
-    result and skipped; the others are written with their bit depth, EXIF and ICC profile, each photo's
-    files (image and LUTs) all together or not at all (:func:`write_together`).
+    Photos: ``jobs`` at once on the CPU (default: one per core; one at a time on a GPU). Photos that cannot
+    be read, or for which the model predicts no usable LUT, are reported in the result and skipped; the
+    others are written with their bit depth, EXIF and ICC profile, each photo's files (image and LUTs)
+    all together or not at all (:func:`write_together`). Videos (:mod:`lutgen.tasks.enhance_video`),
+    after the photos, one at a time, with the LUT smoothed over time (``temporal_smoothing``) and
+    restarted at scene cuts (``scene_cut``), in ``codec`` at ``crf``; ``frame_progress`` makes each
+    video's frame bar; ``result.videos`` holds each video's result and number of shots.
     Raises :class:`LutgenError` (one sentence) for bad options, a missing or invalid model, or outputs
     that would overwrite an input.
     """
     device = check_options(quality, device, plain_size)
-    images = find_images(inputs)
-    pairs = plan_outputs(images, output_path, output_dir)
+    jobs = check_jobs(jobs)
+    image_pairs, video_pairs = plan_media(inputs, output_path, output_dir)
+    if video_pairs:
+        from lutgen.tasks.enhance_video import check_temporal_options
+        from lutgen.video.codecs import check_video_options
+
+        if export_cube:
+            raise OptionError("--export-cube exports one photo's LUT; a video's LUT changes with every frame")
+        check_temporal_options(temporal_smoothing, scene_cut)
+        check_video_options(codec, crf)
     if export_cube:
-        _check_cube_targets(pairs, plain_size)
-    weights = load_weights(model)
-    enhancer = make_enhancer(weights, device)
-    label = Path(str(model)).name
+        _check_cube_targets(image_pairs, plain_size)
     result = EnhanceResult()
-    for source, target in progress(pairs):
-        try:
-            image = load_image(source)
-        except LutgenError as error:
-            result.failed.append((source, str(error)))
-            continue
-        try:
-            prediction = enhancer(image.rgb)
-        except LutgenError as error:
-            result.failed.append((source, str(error)))
-            continue
-        exported, files = photo_files(prediction, image, target, quality, export_cube, label, plain_size)
-        write_together(files)
-        result.written.append(target)
-        if exported is not None:
-            result.exported[target] = exported
+    if image_pairs:
+        weights = load_weights(model)
+        workers = min(jobs, len(image_pairs)) if device in ("cpu", "auto") else 1
+        enhancer = make_enhancer(weights, device, parallel=workers == 1)
+        if not isinstance(enhancer, _CpuEnhancer):
+            workers = 1  # one model on one GPU: photos in turn
+        label = Path(str(model)).name
+
+        def one_photo(source: Path, target: Path) -> None:
+            exported = enhance_photo(source, target, enhancer, quality, export_cube, label, plain_size)
+            if exported is not None:
+                result.exported[target] = exported
+
+        photos = run_batch(image_pairs, one_photo, workers, progress)
+        result.written, result.failed = photos.written, photos.failed
+    if video_pairs:
+        from lutgen.tasks.enhance_video import enhance_video
+
+        def grade_one(source: Path, target: Path):
+            bar = None if frame_progress is None else (lambda total: frame_progress(total, source.name))
+            return enhance_video(source, target, model=model, temporal_smoothing=temporal_smoothing,
+                                 scene_cut=scene_cut, codec=codec, quality=crf, progress=bar)
+
+        run_videos(video_pairs, grade_one, result)
     return result

@@ -18,44 +18,13 @@ import numpy as np
 
 from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
-from lutgen.fileio import check_folder_writable, ensure_not_input
+from lutgen.fileio import check_folder_writable
 from lutgen.formats import read_lut
-from lutgen.imaging import ImageData, check_output_path, find_images, load_image, save_image
+from lutgen.imaging import ImageData, load_image, save_image
 from lutgen.lut import INTERPOLATIONS, LUT
-from lutgen.tasks.batch import BatchResult, FileSkipped, check_jobs, run_batch
+from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
+from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
 from lutgen.tasks.options import check_number, check_quality
-
-DEFAULT_OUTPUT = Path("output.png")
-
-
-InferResult = BatchResult
-"""What ``infer`` did: the files written and the inputs that failed, with the reason."""
-
-
-def plan_outputs(
-    inputs: Sequence[Path], output_path: Path | None, output_dir: Path | None
-) -> list[tuple[Path, Path]]:
-    """Pair each input image with its output file; refuse any pairing that would overwrite an input.
-
-    One image writes to ``output_path`` (default ``output.png``) unless ``output_dir`` is given;
-    several images need ``output_dir``, where each keeps its file name.
-    """
-    if output_path is not None and output_dir is not None:
-        raise OptionError("give either --output-path or --output-dir, not both")
-    if output_dir is None:
-        if len(inputs) > 1:
-            raise OptionError(f"{len(inputs)} images were given: use --output-dir to say where they go")
-        pairs = [(inputs[0], output_path or DEFAULT_OUTPUT)]
-    else:
-        names = [p.name for p in inputs]
-        if len(set(names)) != len(names):
-            raise OptionError("two inputs share a file name, so they would overwrite each other in --output-dir")
-        pairs = [(p, output_dir / p.name) for p in inputs]
-    for _, out in pairs:
-        check_output_path(out)
-        ensure_not_input(out, inputs)
-    return pairs
-
 
 def check_options(strength: float, interpolation: str, quality: int, device: str) -> str:
     """Check the option values before any file is read; return the device name, lower-cased."""
@@ -149,24 +118,47 @@ def infer(
     quality: int = 95,
     device: str = "cpu",
     jobs: int | None = None,
+    codec: str | None = None,
+    crf: int | None = None,
     progress: Callable[[Sequence], Sequence] = lambda items: items,
-) -> BatchResult:
-    """Grade every image of ``inputs`` (files or folders) with the LUT at ``lut_path``.
+    frame_progress: FrameProgress | None = None,
+) -> MediaResult:
+    """Grade every image and video of ``inputs`` (files or folders) with the LUT at ``lut_path``.
 
-    ``jobs`` images are graded at once (default: one per core; see :mod:`lutgen.tasks.batch`), the LUT
-    read once for all. Images that cannot be read are reported in the result and skipped; the others
-    are written atomically, so an interruption leaves every finished file complete and no partial one.
+    Images: ``jobs`` at once (default: one per core; see :mod:`lutgen.tasks.batch`), the LUT read once
+    for all. Videos (:mod:`lutgen.tasks.infer_video`), after the images, one at a time, every frame
+    through the same kernel at the source's bit depth, in ``codec`` (default: the source's own family)
+    at ``crf``; ``frame_progress`` makes each video's frame bar. Inputs that cannot be read are
+    reported in the result and skipped; every output is written atomically, so an interruption leaves
+    every finished file complete and no partial one.
     """
     device = check_options(strength, interpolation, quality, device)
     jobs = check_jobs(jobs)
     if output_dir is not None:
         check_folder_writable(output_dir, f"--output-dir {output_dir}")
     lut = read_lut(lut_path)
-    images = find_images(inputs)
-    pairs = plan_outputs(images, output_path, output_dir)
-    workers = min(jobs, len(pairs))
-    device = _resolved_device(device)
-    if device == "cpu":
-        _load_kernels_meanwhile(interpolation, parallel=workers == 1)
-    apply = make_applier(lut, interpolation, strength, device, parallel=workers == 1)
-    return run_batch(pairs, functools.partial(grade_file, apply=apply, quality=quality), workers, progress)
+    image_pairs, video_pairs = plan_media(inputs, output_path, output_dir)
+    if video_pairs:
+        from lutgen.tasks.infer_video import check_video_options
+
+        check_video_options(codec, crf)
+    result = MediaResult()
+    if image_pairs:
+        workers = min(jobs, len(image_pairs))
+        device = _resolved_device(device)
+        if device == "cpu":
+            _load_kernels_meanwhile(interpolation, parallel=workers == 1)
+        apply = make_applier(lut, interpolation, strength, device, parallel=workers == 1)
+        images = run_batch(image_pairs, functools.partial(grade_file, apply=apply, quality=quality), workers,
+                           progress)
+        result.written, result.failed = images.written, images.failed
+    if video_pairs:
+        from lutgen.tasks.infer_video import infer_video
+
+        def grade_one(source: Path, target: Path):
+            bar = None if frame_progress is None else (lambda total: frame_progress(total, source.name))
+            return infer_video(lut, source, target, interpolation=interpolation, strength=strength, codec=codec,
+                               quality=crf, device=device, progress=bar)
+
+        run_videos(video_pairs, grade_one, result)
+    return result

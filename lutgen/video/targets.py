@@ -27,7 +27,7 @@ def container_format(target: Path) -> str:
 
 def plan_video_targets(videos: list[Path], images: list[Path], output_path: Path | None,
                        output_dir: Path | None) -> list[tuple[Path, Path]]:
-    """Pair each video with its output, as :func:`lutgen.tasks.infer.plan_outputs` pairs images.
+    """Pair each video with its output, as :func:`lutgen.tasks.media.plan_outputs` pairs images.
 
     One video alone writes to ``output_path`` (default ``output`` with the video's own extension); with
     ``output_dir`` every video keeps its name there. An output must be a video file and no input.
