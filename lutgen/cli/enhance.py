@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_images, run_image_task
+from lutgen.cli import app, report_images, run_image_task, video_options
 
 
 @app.command()
@@ -46,14 +46,8 @@ def enhance(
         0.35, help="Video: colour-histogram distance (0-1) between consecutive frames above which a new shot "
         "starts and the smoothing restarts.",
     ),
-    codec: str = typer.Option(
-        None, help="Video: h264, hevc, vp9, prores or ffv1 (lossless RGB) [default: the input's own family, "
-        "H.264 for others].",
-    ),
-    crf: int = typer.Option(
-        None, help="Video: constant-quality factor of h264/hevc/vp9, lower is better [default: 18 for h264, "
-        "20 for hevc, 31 for vp9].",
-    ),
+    codec: str = video_options.CODEC,
+    crf: int = video_options.CRF,
 ) -> None:
     """Enhance IMAGES (photos or videos) with a learned image-adaptive LUT, keeping bit depth and metadata.
 

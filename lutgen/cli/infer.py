@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_images, run_image_task
+from lutgen.cli import app, report_images, run_image_task, video_options
 
 
 @app.command()
@@ -25,14 +25,8 @@ def infer(
         "trilinear", help="trilinear (as Resolve/OCIO default) or tetrahedral (as ffmpeg)."
     ),
     quality: int = typer.Option(95, help="JPEG/WebP quality, 1-100."),
-    codec: str = typer.Option(
-        None, help="Video: h264, hevc, vp9, prores or ffv1 (lossless RGB) [default: the input's own family, "
-        "H.264 for others].",
-    ),
-    crf: int = typer.Option(
-        None, help="Video: constant-quality factor of h264/hevc/vp9, lower is better [default: 18 for h264, "
-        "20 for hevc, 31 for vp9].",
-    ),
+    codec: str = video_options.CODEC,
+    crf: int = video_options.CRF,
     device: str = typer.Option(
         "cpu", help="cpu (compiled kernel, fastest start), cuda, mps, or auto (CUDA, then MPS, then CPU)."
     ),
