@@ -15,8 +15,8 @@ in this process, with denormals flushed (random weights produce them):
   image tower with its faster equivalent modules. Its time is split into the set-up (loading CLIP,
   decoding the photos, embedding the prompt) and the time per LUT (reading, grading, scoring);
 - ``naive``: the same scores the plain way, for ``--naive-luts`` LUTs before ``ours`` and as many
-  after (so that both see the machine's load alike; one untimed LUT first, as a warm-up): for every LUT and every photo, decode the photo,
-  resize it and crop its centre (torchvision, as open_clip's preprocessing does), grade it with the LUT
+  after (so that both see the machine's load alike; one untimed LUT first, as a warm-up): for every
+  LUT and every photo, decode the photo, resize it and crop its centre (torchvision, as open_clip's preprocessing does), grade it with the LUT
   (lutgen's torch ``apply``), and embed it alone with the stock open_clip model in float32.
 
 It prints the seconds per LUT of both and their ratio (same run), and ``ours`` extrapolated to
@@ -34,9 +34,9 @@ two runs of the default (50 LUTs timed):
 | ours | 1.43 to 1.50 | 0.96 to 1.02 | 2.7 to 5.6 | 2.8 to 5.1 |
 
 500 LUTs extrapolated: 719 to 752 s from the busy runs' wall time, 244 to 260 s from their CPU time over
-2 threads (goal: 300 s). About 0.12 CPU seconds of each LUT's 8 photos go to each photo's CLIP pass;
-reading a 33^3 ``.cube`` and grading the 8 views take a few hundredths. The naive figures moved most
-between runs (4.1 and 7.9 s per LUT).
+2 threads (goal: 300 s). Of a LUT's CPU second, reading its 33^3 ``.cube`` took 0.02 s and grading
+the 8 views 0.1 s (measured apart); the rest is CLIP, about 0.11 s per photo. The naive figures moved
+most between runs (4.1 and 7.9 s per LUT).
 """
 
 from __future__ import annotations
