@@ -16,8 +16,9 @@ in this process, with denormals flushed (random weights produce them):
   decoding the photos, embedding the prompt) and the time per LUT (reading, grading, scoring);
 - ``naive``: the same scores the plain way, for ``--naive-luts`` LUTs before ``ours`` and as many
   after (so that both see the machine's load alike; one untimed LUT first, as a warm-up): for every
-  LUT and every photo, decode the photo, resize it and crop its centre (torchvision, as open_clip's preprocessing does), grade it with the LUT
-  (lutgen's torch ``apply``), and embed it alone with the stock open_clip model in float32.
+  LUT and every photo, decode the photo, resize it and crop its centre (torchvision, as open_clip's
+  preprocessing does), grade it with the LUT (lutgen's torch ``apply``), and embed it alone with the
+  stock open_clip model in float32.
 
 It prints the seconds per LUT of both and their ratio (same run), and ``ours`` extrapolated to
 ``--goal-luts`` LUTs (set-up + LUTs x seconds per LUT) against the goal of 5 minutes for 500.
