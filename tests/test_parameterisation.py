@@ -14,10 +14,18 @@ import torch
 from reference import apply_reference
 
 from lutgen.color.torch_ops import apply_lut, identity_table
-from lutgen.lut import grid
+from lutgen.lut import LUT, grid
 from lutgen.optim.curves import MonotoneCurves, knot_positions, monotone_knots, piecewise_linear
 from lutgen.optim.losses import lut_smoothness
-from lutgen.optim.parameterisation import LINEAR_SHARE, BoundedLUT, MonochromeLUT, StructuredLUT, soft_share, soft_step
+from lutgen.optim.parameterisation import (
+    LINEAR_SHARE,
+    RESIDUAL_MAX_SIZE,
+    BoundedLUT,
+    MonochromeLUT,
+    StructuredLUT,
+    soft_share,
+    soft_step,
+)
 
 LUMA = np.array([0.2126, 0.7152, 0.0722])
 
@@ -382,3 +390,20 @@ def test_monochrome_lut_reaches_a_black_and_white_look_that_bounded_lut_misses()
     fit(bounded, black_and_white)
     graded, expected = written_lut_error(bounded, black_and_white)
     assert np.linalg.norm(srgb_to_lab(np.clip(graded, 0, 1)) - srgb_to_lab(expected), axis=1).mean() > 5.0
+
+
+def test_a_large_structured_table_upsamples_its_residual_trilinearly():
+    """Above RESIDUAL_MAX_SIZE nodes the residual is a coarse lattice interpolated to every node: its logits
+    at the 64^3 nodes are the float64 trilinear interpolation of the coarse table there, the table starts
+    as the identity exactly, and the residual alone (global stage at the identity) stays smooth."""
+    lut = StructuredLUT(64)
+    assert lut.residual.shape == (RESIDUAL_MAX_SIZE,) * 3 + (3,)
+    assert torch.equal(lut.table(), lut.identity)
+    with torch.no_grad():
+        lut.residual.copy_(torch.randn(lut.residual.shape, generator=torch.Generator().manual_seed(3)))
+    coarse = LUT(lut.residual.detach().double().numpy())
+    nodes = grid(64).reshape(-1, 3)
+    expected = apply_reference(nodes, coarse).reshape(64, 64, 64, 3)
+    assert np.abs(lut.residual_logits().detach().double().numpy() - expected).max() < 1e-5
+    assert StructuredLUT(RESIDUAL_MAX_SIZE).residual.shape == (RESIDUAL_MAX_SIZE,) * 3 + (3,)
+    assert StructuredLUT(9).residual.shape == (9, 9, 9, 3)

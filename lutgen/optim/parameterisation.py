@@ -48,6 +48,7 @@ from types import MappingProxyType
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lutgen.color.luma import LUMA_709
 from lutgen.color.torch_ops import identity_table
@@ -193,6 +194,18 @@ class BoundedLUT(TrainableLUT):
         return [{"params": [self.raw], "lr": learning_rate}]
 
 
+RESIDUAL_MAX_SIZE = 17
+"""Nodes per axis of :class:`StructuredLUT`'s residual lattice at most; larger tables upsample it."""
+
+
+def upsampling_matrix(size: int, coarse: int, device=None) -> torch.Tensor:
+    """The ``(size, coarse)`` float32 matrix of 1-D linear interpolation (aligned corners) from ``coarse``
+    samples to ``size``: row ``i`` holds the weights node ``i`` takes from each coarse node."""
+    impulses = torch.eye(coarse, dtype=torch.float64).unsqueeze(1)  # (coarse signals, 1 channel, coarse)
+    fine = F.interpolate(impulses, size=size, mode="linear", align_corners=True)[:, 0]  # (coarse, size)
+    return fine.t().contiguous().to(device=device, dtype=torch.float32)
+
+
 class StructuredLUT(TrainableLUT):
     """A global colour stage in front of a residual lattice, all baked into one trainable table.
 
@@ -201,7 +214,7 @@ class StructuredLUT(TrainableLUT):
         step     = (A - I) G + o                      3x3 matrix A and offset o, from I and 0
         graded   = soft_step(G, step)                 A G + o, smoothly kept inside [0, 1]
         base     = curve_c(graded_c)                  per-channel monotone tone curves
-        table    = base + toward_bounds(base, tanh θ) residual: a fraction of the room above/below
+        table    = base + toward_bounds(base, tanh U θ)  residual: a fraction of the room above/below
 
     - At the start (``A = I``, ``o = 0``, zero curve logits, ``θ = 0``) every stage is the identity
       *exactly*, so ``table() == identity`` bit for bit and ``change()`` is exactly zero.
@@ -209,12 +222,16 @@ class StructuredLUT(TrainableLUT):
       curves always see their domain; the curves map ``[0, 1]`` onto itself; the residual moves a
       fraction of the room between the base and a bound. The table is therefore inside ``[0, 1]``
       for every parameter value.
+    - The residual ``θ`` has at most :data:`RESIDUAL_MAX_SIZE` nodes a side; ``U`` interpolates it
+      trilinearly to the table's ``N`` (the identity when ``N`` is no larger). A large table then
+      gets its precision from the smooth global stage, and its residual cannot turn rough node by
+      node, which is what makes learned 64^3 tables band (``bench/bench_banding.py``).
 
     Attributes:
         matrix: ``(3, 3)`` parameter ``A - I`` (rows: output channel), zero at the start.
         offset: ``(3,)`` parameter ``o``, zero at the start.
         curves: three :class:`~lutgen.optim.curves.MonotoneCurves`, one per channel.
-        residual: ``(N, N, N, 3)`` parameter ``θ``, zero at the start.
+        residual: ``(M, M, M, 3)`` parameter ``θ``, ``M = min(N, RESIDUAL_MAX_SIZE)``, zero at the start.
         identity: ``(N, N, N, 3)`` float32 buffer ``G``.
         RATES: learning-rate multipliers of the parameter groups (:meth:`param_groups`).
     """
@@ -226,7 +243,18 @@ class StructuredLUT(TrainableLUT):
         self.matrix = nn.Parameter(torch.zeros(3, 3, device=device))
         self.offset = nn.Parameter(torch.zeros(3, device=device))
         self.curves = MonotoneCurves(3, curve_knots, device=device)
-        self.residual = nn.Parameter(torch.zeros_like(self.identity))
+        coarse = min(size, RESIDUAL_MAX_SIZE)
+        self.residual = nn.Parameter(torch.zeros(coarse, coarse, coarse, 3, device=device))
+        self._upsampling = upsampling_matrix(size, coarse, device) if coarse < size else None
+
+    def residual_logits(self) -> torch.Tensor:
+        """``U θ``: the residual parameter interpolated to every node, ``(N, N, N, 3)``. Differentiable."""
+        theta = self.residual
+        if self._upsampling is not None:
+            matrix = self._upsampling.to(theta.device)
+            for dim in range(3):
+                theta = (theta.movedim(dim, -1) @ matrix.t()).movedim(-1, dim)
+        return theta
 
     def base(self) -> torch.Tensor:
         """The global stage at every node, ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
@@ -236,15 +264,18 @@ class StructuredLUT(TrainableLUT):
     def table(self) -> torch.Tensor:
         """The LUT values, ``(N, N, N, 3)`` in ``[0, 1]``. Differentiable."""
         base = self.base()
-        return base + toward_bounds(base, torch.tanh(self.residual))
+        return base + toward_bounds(base, torch.tanh(self.residual_logits()))
 
     @torch.no_grad()
     def keep_in_range(self) -> None:
         """Keep residual parameters of channels whose base sits on a bound on the side where they act.
 
         Where the base is 0 a negative ``θ`` moves nothing (and where it is 1 a positive one), so
-        such parameters are clamped to the acting side. This changes no table value.
+        such parameters are clamped to the acting side. This changes no table value. (An upsampled
+        residual's parameters each act on many nodes, so they are left as they are.)
         """
+        if self._upsampling is not None:
+            return
         base = self.base()
         self.residual.copy_(torch.where(base <= 0.0, self.residual.clamp(min=0.0), self.residual))
         self.residual.copy_(torch.where(base >= 1.0, self.residual.clamp(max=0.0), self.residual))
