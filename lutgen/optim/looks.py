@@ -98,7 +98,7 @@ class Look:
             "steps_done": self.steps_done,
             "lut": {k: v.detach().cpu() for k, v in self.lut.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
-            "sampler": {"rng": self.sampler.rng.getstate(), "queue": list(self.sampler._queue)},
+            "sampler": self.sampler.state(),
             "generator": self.objective.generator.get_state(),
         }
 
@@ -106,9 +106,7 @@ class Look:
         """Continue from :meth:`state`: the same LUT, Adam moments, view order and random draws."""
         self.lut.load_state_dict(state["lut"])
         self.optimizer.load_state_dict(state["optimizer"])
-        rng = state["sampler"]["rng"]
-        self.sampler.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
-        self.sampler._queue = list(state["sampler"]["queue"])
+        self.sampler.restore(state["sampler"])
         self.objective.generator.set_state(state["generator"])
         self.steps_done = int(state["steps_done"])
 

@@ -140,6 +140,16 @@ class ViewSampler:
         self.rng = random.Random(seed)
         self._queue: list[int] = []
 
+    def state(self) -> dict:
+        """Where the sampler is: its random generator's state and the photos left in this round."""
+        return {"rng": self.rng.getstate(), "queue": list(self._queue)}
+
+    def restore(self, state: dict) -> None:
+        """Continue from :meth:`state` (its generator state may have been through JSON or pickling)."""
+        rng = state["rng"]
+        self.rng.setstate((rng[0], tuple(rng[1]), rng[2]))
+        self._queue = list(state["queue"])
+
     def _next_index(self) -> int:
         if not self._queue:
             self._queue = list(range(len(self.images)))

@@ -65,17 +65,17 @@ class LibraryRun:
         from lutgen.guidance.clip import expected_image_size, load_clip, resolve_weights
         from lutgen.guidance.scoring import photo_views
         from lutgen.optim.views import stored_image, working_side
-        from lutgen.tasks.optimize import _decode_images, _make_reproducible
+        from lutgen.tasks.optimize import decode_images, make_reproducible
 
         o = self.plan.options.defaults
         self.device = device = self.processes.device
         source = resolve_weights(o.clip_model, o.clip_pretrained)
         self.weights_label = source.label
         self.side = working_side((expected_image_size(source),) * 2)
-        decoded, _ = _decode_images(self.images, self.folder, self.side, self.warn,
+        decoded, _ = decode_images(self.images, self.folder, self.side, self.warn,
                                     lambda pixels: stored_image(pixels, device))
         self.tensors = [image for _, image in decoded]
-        _make_reproducible(device, self.plan.seed)
+        make_reproducible(device, self.plan.seed)
         self.guide = load_clip(device=device, precision=o.clip_precision, source=source)
         precision = "bfloat16" if self.guide.amp_dtype == torch.bfloat16 else "float32"
         if self.processes.leader:
@@ -107,15 +107,15 @@ class LibraryRun:
         from lutgen.optim.losses import LossWeights
         from lutgen.optim.objective import Objective
         from lutgen.optim.views import ViewSampler
-        from lutgen.tasks.optimize import _evidence_tensors, _trainable_lut
+        from lutgen.tasks.optimize import evidence_tensors, trainable_lut
 
         o, seed = planned.options, planned.plan.seed
-        evidence = _evidence_tensors(o, planned.plan, self.texts, self.device, self.side, lambda text: None)
+        evidence = evidence_tensors(o, planned.plan, self.texts, self.device, self.side, lambda text: None)
         sampler = ViewSampler(self.tensors, self.guide.image_size, o.batch_size, seed, self.guide.interpolation)
         weights = LossWeights(o.image_smoothness, o.image_regularization, o.black_preservation, o.lut_smoothness,
                               o.highlight_preservation)
         objective = Objective(self.guide, evidence, weights, seed)
-        look = Look.create(planned.name, _trainable_lut(o, self.device), sampler, objective, o.learning_rate, o.steps)
+        look = Look.create(planned.name, trainable_lut(o, self.device), sampler, objective, o.learning_rate, o.steps)
         state = records.load_checkpoint(self.output_dir, planned.name, planned.fingerprint) if resume else None
         if state is not None:
             look.restore(state)

@@ -108,7 +108,7 @@ def recipe_lines(o: OptimizeOptions, plan: Plan, weights_label: str | None) -> t
     return recipe("optimize", "CLIP-guided LUT optimisation", settings, plan.evidence.recipe_lines())
 
 
-def _decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None],
+def decode_images(paths: list[Path], folder: Path, max_side: int, warn: Callable[[str], None],
                    keep: Callable = lambda pixels: pixels):
     """Decode every image once (float32, longer side <= ``max_side``) and keep ``keep(pixels)`` of it (the
     stored copy, so that only one float32 image is alive at a time); unreadable ones are skipped, with a
@@ -254,22 +254,22 @@ def _prepare(options: OptimizeOptions, plan: Plan, echo, warn) -> _Run:
     source = resolve_weights(options.clip_model, options.clip_pretrained) if uses_clip else None
     view_side = expected_image_size(source) if source is not None else DEFAULT_VIEW_SIZE
     side = working_side((view_side, view_side))
-    decoded, skipped = _decode_images(plan.images, plan.folder, side, warn, lambda pixels: stored_image(pixels, device))
+    decoded, skipped = decode_images(plan.images, plan.folder, side, warn, lambda pixels: stored_image(pixels, device))
     echo(f"Loaded {len(decoded)} images from {plan.folder} (kept at most {side} px on the longer side)")
 
-    _make_reproducible(device, plan.seed)
+    make_reproducible(device, plan.seed)
     guide = _load_guide(options, source, device, echo, warn, plan) if source is not None else None
     if guide is None:
         echo(f"Using device: {device} (no CLIP needed); seed {plan.seed}")
     tensors = [image for _, image in decoded]
-    evidence_tensors = _evidence_tensors(options, plan, guide, device, side, echo)
+    evidence = evidence_tensors(options, plan, guide, device, side, echo)
     view_size = guide.image_size if guide is not None else (DEFAULT_VIEW_SIZE, DEFAULT_VIEW_SIZE)
     interpolation = guide.interpolation if guide is not None else "bicubic"
     sampler = ViewSampler(tensors, view_size, options.batch_size, plan.seed, interpolation)
     weights = LossWeights(options.image_smoothness, options.image_regularization,
                           options.black_preservation, options.lut_smoothness, options.highlight_preservation)
-    lut = _trainable_lut(options, device)
-    objective = Objective(guide, evidence_tensors, weights, plan.seed)
+    lut = trainable_lut(options, device)
+    objective = Objective(guide, evidence, weights, plan.seed)
     trainer = LutTrainer(objective, sampler, lut, options.learning_rate)
     log = None
     if plan.log_dir is not None:
@@ -296,7 +296,7 @@ def _load_guide(options: OptimizeOptions, source, device, echo, warn, plan: Plan
     return guide
 
 
-def _evidence_tensors(options: OptimizeOptions, plan: Plan, guide, device, side: int, echo):
+def evidence_tensors(options: OptimizeOptions, plan: Plan, guide, device, side: int, echo):
     """The evidence embedded, sampled and moved onto the device (:mod:`lutgen.tasks.optimize_evidence`)."""
     from lutgen.optim.objective import EvidenceTensors, EvidenceWeights
     from lutgen.tasks.optimize_evidence import pair_tensors, reference_tensors, text_tensors
@@ -320,7 +320,7 @@ def _evidence_tensors(options: OptimizeOptions, plan: Plan, guide, device, side:
                            reference_oklab, pair_before, pair_after, weights)
 
 
-def _trainable_lut(options: OptimizeOptions, device):
+def trainable_lut(options: OptimizeOptions, device):
     """The trainable LUT of the chosen representation (:mod:`lutgen.optim.parameterisation`)."""
     from lutgen.optim.parameterisation import BoundedLUT, MonochromeLUT, StructuredLUT
 
@@ -385,7 +385,7 @@ def _divergence(stop, options: OptimizeOptions, weights_label: str | None) -> st
             f"likely because of {likely_causes(stop.record, options, weights_label)}")
 
 
-def _make_reproducible(device, seed: int) -> None:
+def make_reproducible(device, seed: int) -> None:
     """Same seed, same device, same LUT: seed torch and choose deterministic kernels."""
     import torch
 

@@ -224,17 +224,17 @@ def prepare_scoring(o, prompt: str, negative: str | None, folder: Path, photos: 
     from lutgen.guidance.clip import expected_image_size, load_clip, resolve_weights
     from lutgen.guidance.scoring import embed_prompts, photo_views
     from lutgen.optim.views import stored_image, working_side
-    from lutgen.tasks.optimize import _decode_images
+    from lutgen.tasks.optimize import decode_images
 
     if guide is None:
         device = pick_device(o.device)
         source = resolve_weights(o.clip_model, o.clip_pretrained)
         side = working_side((expected_image_size(source),) * 2)
-        decoded, _ = _decode_images(photos, folder, side, warn, lambda pixels: stored_image(pixels, device))
+        decoded, _ = decode_images(photos, folder, side, warn, lambda pixels: stored_image(pixels, device))
         guide = load_clip(device=device, precision=o.clip_precision, source=source)
         label = source.label
     else:
-        decoded, _ = _decode_images(photos, folder, working_side(guide.image_size), warn,
+        decoded, _ = decode_images(photos, folder, working_side(guide.image_size), warn,
                                     lambda pixels: stored_image(pixels, guide.device))
         label = "the given CLIP guide"
     for text in (prompt, negative):
