@@ -108,7 +108,8 @@ def library(
         report_error(interruption.message)
         raise typer.Exit(interrupt_exit_code(interruption.cause)) from None
     if result.index_html is not None:
-        typer.echo(f"{len(result.made)} look(s) made, {len(result.skipped)} kept from before, in {output_dir}/ "
+        made = f"{len(result.made)} look(s) made" + (" by this process" if result.processes > 1 else "")
+        typer.echo(f"{made}, {len(result.skipped)} kept from before, in {output_dir}/ "
                    f"({result.processes} process(es)); browse {result.index_html}")
     if result.stopped:
         report_error(f"{len(result.stopped)} look(s) stopped early because the loss was not finite "
