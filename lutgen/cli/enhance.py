@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_images, run_image_task, video_options
+from lutgen.cli import app, report_images, run_image_task
+from lutgen.cli import options as shared
 
 
 @app.command()
@@ -46,8 +47,8 @@ def enhance(
         0.35, help="Video: colour-histogram distance (0-1) between consecutive frames above which a new shot "
         "starts and the smoothing restarts.",
     ),
-    codec: str = video_options.CODEC,
-    crf: int = video_options.CRF,
+    codec: str = shared.CODEC,
+    crf: int = shared.CRF,
 ) -> None:
     """Enhance IMAGES (photos or videos) with a learned image-adaptive LUT, keeping bit depth and metadata.
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lutgen.cli import app, report_images, run_image_task, video_options
+from lutgen.cli import app, report_images, run_image_task
+from lutgen.cli import options as shared
 
 
 @app.command()
@@ -25,8 +26,8 @@ def infer(
         "trilinear", help="trilinear (as Resolve/OCIO default) or tetrahedral (as ffmpeg)."
     ),
     quality: int = typer.Option(95, help="JPEG/WebP quality, 1-100."),
-    codec: str = video_options.CODEC,
-    crf: int = video_options.CRF,
+    codec: str = shared.CODEC,
+    crf: int = shared.CRF,
     device: str = typer.Option(
         "cpu", help="cpu (compiled kernel, fastest start), cuda, mps, or auto (CUDA, then MPS, then CPU)."
     ),

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app, report_error
+from lutgen.cli import options as shared
 from lutgen.errors import interrupt_exit_code
 
 
@@ -43,27 +44,27 @@ def library(
     reference_image: list[Path] = typer.Option(
         None, metavar="<path>", help="A photo, or folder of photos, every look should also resemble; repeatable."
     ),
-    reference_similarity: float = typer.Option(1.0, help="Weight 0..1000 of CLIP similarity to the reference photos."),
-    reference_colors: float = typer.Option(1.0, help="Weight 0..1000 of the reference photos' colour distribution."),
+    reference_similarity: float = shared.REFERENCE_SIMILARITY,
+    reference_colors: float = shared.REFERENCE_COLORS,
     pairs: tuple[Path, Path] = typer.Option(
         None, metavar="<before-dir after-dir>", show_default=False,
         help="Folders of photos before and after a grade, matched by name, that every look should reproduce."
     ),
-    pair_weight: float = typer.Option(1.0, help="Weight 0..1000 of the before/after pairs."),
-    monochrome: bool = typer.Option(False, "--monochrome", help="Black-and-white looks."),
-    representation: str = typer.Option("structured", help="structured or lattice (as for optimize)."),
+    pair_weight: float = shared.PAIR_WEIGHT,
+    monochrome: bool = shared.MONOCHROME,
+    representation: str = shared.REPRESENTATION,
     image_folder: Path = typer.Option(
         None, help="Folder of at most 1000 training images, also the thumbnails' and scores' photos "
                    "[default: the bundled images/]."
     ),
-    lut_size: int = typer.Option(16, help="LUT resolution N (N^3 nodes), 2..128."),
+    lut_size: int = shared.LUT_SIZE,
     steps: int = typer.Option(500, help="Optimisation steps of each look, 1..100000."),
-    learning_rate: float = typer.Option(0.005, help="Adam learning rate, 1e-6..1."),
-    image_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise banding the LUT adds to images."),
-    image_regularization: float = typer.Option(1.0, help="Weight 0..1000: keep the grade subtle."),
-    black_preservation: float = typer.Option(1.0, help="Weight 0..1000: do not lift the blacks."),
-    highlight_preservation: float = typer.Option(1.0, help="Weight 0..1000: keep whites white."),
-    lut_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise kinks in the LUT's change."),
+    learning_rate: float = shared.LEARNING_RATE,
+    image_smoothness: float = shared.IMAGE_SMOOTHNESS,
+    image_regularization: float = shared.IMAGE_REGULARIZATION,
+    black_preservation: float = shared.BLACK_PRESERVATION,
+    highlight_preservation: float = shared.HIGHLIGHT_PRESERVATION,
+    lut_smoothness: float = shared.LUT_SMOOTHNESS,
     batch_size: int = typer.Option(4, help="Views per step of each look, 1..256."),
     seed: int = typer.Option(
         None, help="Library seed; each look's seed is derived from it and the look's name [default: the one this "
@@ -71,9 +72,9 @@ def library(
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps (under torchrun: cuda gives process i "
                                             "GPU i)."),
-    clip_model: str = typer.Option("ViT-B-32", help="open_clip architecture, or local-dir:FOLDER."),
-    clip_pretrained: str = typer.Option("openai", help="open_clip pretrained tag, or a local weights file."),
-    clip_precision: str = typer.Option("auto", help="CLIP arithmetic: auto, fp32 or bf16 (as for optimize)."),
+    clip_model: str = shared.CLIP_MODEL,
+    clip_pretrained: str = shared.CLIP_PRETRAINED,
+    clip_precision: str = shared.CLIP_PRECISION,
 ) -> None:
     """Make a library of looks, one per prompt, optimised K at a time; rerun or --resume to continue."""
     from tqdm import tqdm

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app, report_error
+from lutgen.cli import options as shared
 from lutgen.errors import interrupt_exit_code
 
 
@@ -36,38 +37,26 @@ def optimize(
     reference_image: list[Path] = typer.Option(
         None, metavar="<path>", help="A photo, or a folder of photos, whose look to match; repeatable (at most 100 photos)."
     ),
-    reference_similarity: float = typer.Option(
-        1.0, help="Weight 0..1000 of CLIP similarity to the reference photos (0: colours only, no CLIP needed)."
-    ),
-    reference_colors: float = typer.Option(
-        1.0, help="Weight 0..1000 of matching the reference photos' colour distribution (Oklab)."
-    ),
+    reference_similarity: float = shared.REFERENCE_SIMILARITY,
+    reference_colors: float = shared.REFERENCE_COLORS,
     pairs: tuple[Path, Path] = typer.Option(
         None, metavar="<before-dir after-dir>", show_default=False,
         help="Folders of photos before and after a grade, matched by file name: the LUT must reproduce the grade."
     ),
-    pair_weight: float = typer.Option(1.0, help="Weight 0..1000 of the before/after pairs."),
-    monochrome: bool = typer.Option(
-        False, "--monochrome", help="Black and white: the output is neutral (R = G = B), a learned channel mix "
-                                    "and tone curve."
-    ),
-    representation: str = typer.Option(
-        "structured", help="structured (a colour matrix and curves in front of a residual lattice, baked into "
-                           "the table) or lattice (the table's nodes alone)."
-    ),
+    pair_weight: float = shared.PAIR_WEIGHT,
+    monochrome: bool = shared.MONOCHROME,
+    representation: str = shared.REPRESENTATION,
     image_folder: Path = typer.Option(
         None, help="Folder of at most 1000 training images [default: the bundled images/]."
     ),
-    lut_size: int = typer.Option(16, help="LUT resolution N (N^3 nodes), 2..128."),
+    lut_size: int = shared.LUT_SIZE,
     steps: int = typer.Option(500, help="Optimisation steps, 1..100000."),
-    learning_rate: float = typer.Option(0.005, help="Adam learning rate, 1e-6..1."),
-    image_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise banding the LUT adds to images."),
-    image_regularization: float = typer.Option(1.0, help="Weight 0..1000: keep the grade subtle."),
-    black_preservation: float = typer.Option(1.0, help="Weight 0..1000: do not lift the blacks."),
-    highlight_preservation: float = typer.Option(
-        1.0, help="Weight 0..1000: keep whites white and highlights out of clipping."
-    ),
-    lut_smoothness: float = typer.Option(1.0, help="Weight 0..1000: penalise kinks in the LUT's change."),
+    learning_rate: float = shared.LEARNING_RATE,
+    image_smoothness: float = shared.IMAGE_SMOOTHNESS,
+    image_regularization: float = shared.IMAGE_REGULARIZATION,
+    black_preservation: float = shared.BLACK_PRESERVATION,
+    highlight_preservation: float = shared.HIGHLIGHT_PRESERVATION,
+    lut_smoothness: float = shared.LUT_SMOOTHNESS,
     batch_size: int = typer.Option(4, help="Views per step, 1..256 (each view of ViT-B-32 takes about 28 MB)."),
     log_interval: int = typer.Option(
         50, help="Save progress every N steps (0 disables logging); at most 1000 snapshots and 2 GB of .cube files."
@@ -76,17 +65,13 @@ def optimize(
     test_image: Path = typer.Option(None, help="Image shown before|after in the logs [default: a bundled image]."),
     verbose: bool = typer.Option(False, "--verbose", help="Print the loss breakdown every 10 steps."),
     seed: int = typer.Option(None, help="Random seed: same seed on the same device gives the same LUT."),
-    device: str = typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
+    device: str = shared.DEVICE,
     log_dir: Path = typer.Option(
         None, help="Log folder, outside the image folder [default: tmp/training_logs/<prompt>/]."
     ),
-    clip_model: str = typer.Option(
-        "ViT-B-32", help="open_clip architecture, or local-dir:FOLDER (open_clip_config.json + weights)."
-    ),
-    clip_pretrained: str = typer.Option("openai", help="open_clip pretrained tag, or a local weights file."),
-    clip_precision: str = typer.Option(
-        "auto", help="CLIP arithmetic: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16."
-    ),
+    clip_model: str = shared.CLIP_MODEL,
+    clip_pretrained: str = shared.CLIP_PRETRAINED,
+    clip_precision: str = shared.CLIP_PRECISION,
 ) -> None:
     """Optimise a 3D LUT towards the look you describe: prompts (CLIP), reference photos, before/after pairs."""
     from tqdm import tqdm

@@ -13,22 +13,8 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app
+from lutgen.cli import options as shared
 
-def clip_options():
-    """The options ``rank`` and ``score`` share with ``optimize``: photos, device and CLIP weights."""
-    return dict(
-        image_folder=typer.Option(None, help="Folder of the photos to grade [default: the bundled images/]."),
-        photos=typer.Option(8, help="Photos scored, spread evenly over the folder's sorted list (1..1000)."),
-        device=typer.Option("auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
-        clip_model=typer.Option(
-            "ViT-B-32", help="open_clip architecture, or local-dir:FOLDER (open_clip_config.json + weights)."),
-        clip_pretrained=typer.Option("openai", help="open_clip pretrained tag, or a local weights file."),
-        clip_precision=typer.Option(
-            "auto", help="CLIP arithmetic: auto (bf16 on CUDA and on CPUs with native bf16, else fp32), fp32, bf16."),
-    )
-
-
-_SHARED = clip_options()
 
 
 @app.command()
@@ -45,12 +31,12 @@ def rank(
     no_contact_sheet: bool = typer.Option(False, "--no-contact-sheet", help="Write no contact sheet."),
     batch_size: int = typer.Option(
         None, help="LUTs graded per CLIP pass, 1..1024 [default: 32 images per pass on a CPU, 256 on a GPU]."),
-    image_folder: Path = _SHARED["image_folder"],
-    photos: int = _SHARED["photos"],
-    device: str = _SHARED["device"],
-    clip_model: str = _SHARED["clip_model"],
-    clip_pretrained: str = _SHARED["clip_pretrained"],
-    clip_precision: str = _SHARED["clip_precision"],
+    image_folder: Path = shared.SCORED_FOLDER,
+    photos: int = shared.SCORED_PHOTOS,
+    device: str = shared.DEVICE,
+    clip_model: str = shared.CLIP_MODEL,
+    clip_pretrained: str = shared.CLIP_PRETRAINED,
+    clip_precision: str = shared.CLIP_PRECISION,
 ) -> None:
     """Rank LUTs by CLIP similarity of the photos they grade to a prompt; write a contact sheet of the best.
 

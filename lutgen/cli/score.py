@@ -13,9 +13,7 @@ from pathlib import Path
 import typer
 
 from lutgen.cli import app
-from lutgen.cli.rank import clip_options
-
-_SHARED = clip_options()
+from lutgen.cli import options as shared
 
 
 @app.command()
@@ -24,12 +22,12 @@ def score(
     prompt: str = typer.Option(..., help="The look, e.g. 'moody teal night'."),
     negative_prompt: str = typer.Option(None, help="A look to score against, e.g. 'washed out'."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
-    image_folder: Path = _SHARED["image_folder"],
-    photos: int = _SHARED["photos"],
-    device: str = _SHARED["device"],
-    clip_model: str = _SHARED["clip_model"],
-    clip_pretrained: str = _SHARED["clip_pretrained"],
-    clip_precision: str = _SHARED["clip_precision"],
+    image_folder: Path = shared.SCORED_FOLDER,
+    photos: int = shared.SCORED_PHOTOS,
+    device: str = shared.DEVICE,
+    clip_model: str = shared.CLIP_MODEL,
+    clip_pretrained: str = shared.CLIP_PRETRAINED,
+    clip_precision: str = shared.CLIP_PRECISION,
 ) -> None:
     """Print how much a LUT makes the photos look like a prompt, beside the ungraded photos' score.
 
