@@ -412,3 +412,15 @@ def test_infer_cli_grades_a_folder_of_photos_and_videos(tmp_path, look):
     assert np.array_equal(still, apply_lut_array(ramp_frame(0, 64, 48), read_lut(look)))
     one_sentence_error(run_lutgen("infer", look, shoot / "clip.mp4", "-o", tmp_path / "graded.png"),
                        "must end in one of")
+
+
+def test_video_options_are_checked_before_any_file_even_without_a_video(tmp_path, look):
+    """A bad --codec, --crf, --temporal-smoothing or --scene-cut is refused in one sentence whatever the
+    inputs are, before any of them is read (the photo here does not even exist)."""
+    photo = tmp_path / "missing.jpg"
+    one_sentence_error(run_lutgen("infer", look, photo, "-o", tmp_path / "x.jpg", "--codec", "av1"), "--codec")
+    one_sentence_error(run_lutgen("infer", look, photo, "-o", tmp_path / "x.jpg", "--crf", "-3"), "--crf")
+    one_sentence_error(run_lutgen("enhance", photo, "-o", tmp_path / "x.jpg", "--temporal-smoothing", "1.5"),
+                       "--temporal-smoothing")
+    one_sentence_error(run_lutgen("enhance", photo, "-o", tmp_path / "x.jpg", "--scene-cut", "0"), "--scene-cut")
+    assert list(tmp_path.iterdir()) == [look]

@@ -33,9 +33,10 @@ from lutgen.imaging import ImageData, load_image, save_image
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
 from lutgen.models import DEFAULT_MODEL, Weights, load_weights
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
-from lutgen.tasks.enhance_video import DEFAULT_SCENE_CUT, DEFAULT_SMOOTHING
+from lutgen.tasks.enhance_video import DEFAULT_SCENE_CUT, DEFAULT_SMOOTHING, check_temporal_options
 from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
 from lutgen.tasks.options import check_quality
+from lutgen.video.codecs import check_video_options
 
 PLAIN_SIZE = 33
 
@@ -254,15 +255,11 @@ def enhance(
     """
     device = check_options(quality, device, plain_size)
     jobs = check_jobs(jobs)
+    check_temporal_options(temporal_smoothing, scene_cut)  # before any file, videos or not
+    check_video_options(codec, crf)  # (imports PyAV only for a --codec)
     image_pairs, video_pairs = plan_media(inputs, output_path, output_dir)
-    if video_pairs:
-        from lutgen.tasks.enhance_video import check_temporal_options
-        from lutgen.video.codecs import check_video_options
-
-        if export_cube:
-            raise OptionError("--export-cube exports one photo's LUT; a video's LUT changes with every frame")
-        check_temporal_options(temporal_smoothing, scene_cut)
-        check_video_options(codec, crf)
+    if video_pairs and export_cube:
+        raise OptionError("--export-cube exports one photo's LUT; a video's LUT changes with every frame")
     if export_cube:
         _check_cube_targets(image_pairs, plain_size)
     result = EnhanceResult()

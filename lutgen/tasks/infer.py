@@ -25,6 +25,7 @@ from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
 from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
 from lutgen.tasks.options import check_number, check_quality
+from lutgen.video.codecs import check_video_options
 
 def check_options(strength: float, interpolation: str, quality: int, device: str) -> str:
     """Check the option values before any file is read; return the device name, lower-cased."""
@@ -134,14 +135,11 @@ def infer(
     """
     device = check_options(strength, interpolation, quality, device)
     jobs = check_jobs(jobs)
+    check_video_options(codec, crf)  # before any file, videos or not (imports PyAV only for a --codec)
     if output_dir is not None:
         check_folder_writable(output_dir, f"--output-dir {output_dir}")
     lut = read_lut(lut_path)
     image_pairs, video_pairs = plan_media(inputs, output_path, output_dir)
-    if video_pairs:
-        from lutgen.tasks.infer_video import check_video_options
-
-        check_video_options(codec, crf)
     result = MediaResult()
     if image_pairs:
         workers = min(jobs, len(image_pairs))

@@ -11,19 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lutgen.lut import LUT
-from lutgen.video.codecs import Family, check_video_options as _check_codec_options
+from lutgen.video.codecs import check_video_options
 from lutgen.video.frames import VideoResult, grade_video
 
-__all__ = ["VideoResult", "check_video_options", "infer_video"]
-
-
-def check_video_options(codec: str | None, quality: int | None) -> Family | None:
-    """Check ``--codec`` (a family of :data:`lutgen.video.codecs.FAMILIES`) and ``--crf`` before any work.
-
-    Returns the chosen family, ``None`` when each video keeps its own. Raises
-    :class:`~lutgen.errors.OptionError` for an unknown codec, one this build lacks, or a CRF out of range.
-    """
-    return _check_codec_options(codec, quality)
+__all__ = ["VideoResult", "infer_video"]
 
 
 def infer_video(lut: LUT, source: Path, target: Path, *, interpolation: str = "trilinear", strength: float = 1.0,
