@@ -41,7 +41,10 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # error_model="numpy": a division never checks its divisor (none can be 0 here); Python's error model
 # made the serial loops below three times slower than the same loop under prange.
-_JIT = dict(cache=True, fastmath=False, nogil=True, error_model="numpy")
+# fastmath={"contract"} lets a multiply and an add be one fused operation (one rounding instead of
+# two, so never less accurate) and nothing else of fast-math: a quarter of the time of the 8-bit loops.
+# On a processor without FMA the last bit of a sum may differ, which moves a code only at an exact tie.
+_JIT = dict(cache=True, fastmath={"contract"}, nogil=True, error_model="numpy")
 
 
 # --------------------------------------------------------------------------------------------
