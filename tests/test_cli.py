@@ -94,7 +94,7 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (("infer", VELVIA, "a.png", "--quality", "abc"), ("'--quality'", "integer", "lutgen infer --help")),
+        (("infer", VELVIA, "a.png", "--quality", "abc"), ("'--quality'", "'abc'", "lutgen infer --help")),
         (("infer", VELVIA, "a.png", "--strength", "x"), ("'--strength'", "lutgen infer --help")),
         (("infer",), ("Missing argument", "lutgen infer --help")),
         (("info", VELVIA, "--bogus"), ("No such option: --bogus", "lutgen info --help")),
