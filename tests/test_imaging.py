@@ -708,3 +708,18 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
     target.chmod(0o600)
     save_image(ImageData(rgb=np.zeros((4, 4, 3), np.uint8)), target)
     assert target.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 2), (17, 5), (640, 3)])
+def test_pixels_are_what_numpy_reads_from_pillow(mode, size):
+    """The one-copy reading of a decoded image gives exactly ``np.asarray``'s array."""
+    from lutgen.imaging.reading import _pixels
+
+    rng = np.random.default_rng(sum(size))
+    channels = len(mode)
+    values = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    im = Image.fromarray(values[..., 0] if channels == 1 else values, mode)
+    pixels = _pixels(im)
+    np.testing.assert_array_equal(pixels, np.asarray(im))
+    assert pixels.shape == np.asarray(im).shape and pixels.dtype == np.uint8
