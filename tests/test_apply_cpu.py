@@ -132,6 +132,30 @@ def test_non_contiguous_input():
     np.testing.assert_array_equal(apply_lut_array(view, lut), apply_lut_array(np.ascontiguousarray(view), lut))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [3, 4])
+def test_out_receives_the_graded_colours_and_a_fourth_channel_is_left_alone(dtype, channels):
+    lut = LUTS["shaper+3d"]
+    rng = np.random.default_rng(6)
+    top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1
+    image = (rng.uniform(size=(7, 9, 3)) * top).astype(dtype)
+    out = np.full((7, 9, channels), 3, dtype)
+    graded = apply_lut_array(image, lut, "tetrahedral", 0.7, out=out)
+    np.testing.assert_array_equal(graded, apply_lut_array(image, lut, "tetrahedral", 0.7))
+    assert graded.shape == image.shape and np.shares_memory(graded, out)
+    if channels == 4:
+        np.testing.assert_array_equal(out[..., 3], 3)
+
+
+def test_bad_out_is_refused():
+    lut = LUTS["smooth-17"]
+    image = np.zeros((4, 5, 3), np.uint8)
+    for out in (np.empty((4, 5, 3), np.uint16), np.empty((4, 6, 3), np.uint8), np.empty((4, 5, 2), np.uint8),
+                np.empty((4, 5, 5), np.uint8), np.empty((4, 10, 4), np.uint8)[:, ::2], image, [[0, 0, 0]]):
+        with pytest.raises(ValueError, match="out must"):
+            apply_lut_array(image, lut, out=out)
+
+
 def test_nan_is_treated_as_the_domain_minimum():
     lut = LUTS["odd-domain-9"]
     x = np.array([[np.nan, 0.2, 1.0], [np.inf, -np.inf, 0.5]])

@@ -723,3 +723,19 @@ def test_pixels_are_what_numpy_reads_from_pillow(mode, size):
     pixels = _pixels(im)
     np.testing.assert_array_equal(pixels, np.asarray(im))
     assert pixels.shape == np.asarray(im).shape and pixels.dtype == np.uint8
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
+def test_pixels_in_an_rgbx_buffer_are_written_as_from_a_plain_array(tmp_path, ext):
+    """The encoder given a graded RGBX buffer without a copy writes the same file as from (H, W, 3)."""
+    from lutgen.imaging import rgbx_buffer
+
+    rgb = np.random.default_rng(7).integers(0, 256, (31, 45, 3), dtype=np.uint8)
+    buffer = rgbx_buffer(31, 45)
+    buffer[..., :3] = rgb
+    buffer[..., 3] = 17  # never written
+    save_image(ImageData(rgb=buffer[..., :3]), tmp_path / f"buffer{ext}", quality=90)
+    save_image(ImageData(rgb=rgb.copy()), tmp_path / f"plain{ext}", quality=90)
+    assert (tmp_path / f"buffer{ext}").read_bytes() == (tmp_path / f"plain{ext}").read_bytes()
+    if ext == ".png":
+        np.testing.assert_array_equal(load_image(tmp_path / f"buffer{ext}").rgb, rgb)

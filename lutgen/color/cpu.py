@@ -360,9 +360,14 @@ def _apply_float_serial(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, t
 
 
 def apply_lut_array(
-    pixels: np.ndarray, lut: LUT, interpolation: str = "trilinear", strength: float = 1.0, parallel: bool = True
+    pixels: np.ndarray,
+    lut: LUT,
+    interpolation: str = "trilinear",
+    strength: float = 1.0,
+    parallel: bool = True,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Apply ``lut`` to every colour of ``pixels`` and return a new array of the same shape and dtype.
+    """Apply ``lut`` to every colour of ``pixels`` and return the graded array, of the same shape and dtype.
 
     Args:
         pixels: ``(..., 3)`` RGB array, uint8, uint16, float32 or float64. Integer codes are normalised by
@@ -372,14 +377,17 @@ def apply_lut_array(
         strength: blend factor, ``out = in + strength * (LUT(in) - in)``; 0 returns the input, 1 the LUT.
         parallel: spread the pixels over the kernel's threads (one per core); False keeps the work in the
             calling thread, for callers that already grade several images at once in their own threads.
+        out: where to write, instead of a new array: C-contiguous, of the input's dtype and leading shape,
+            with 3 channels, or 4 of which the graded colours fill the first three (the 4th is left as it
+            is; Pillow keeps RGB images in that layout). It must not overlap ``pixels``.
 
     Returns:
-        ``(..., 3)`` array of the input's dtype: integers rounded to nearest (halves up) and clipped to the
-        dtype's range; floats unclipped.
+        ``(..., 3)`` array of the input's dtype (a view of ``out`` when given): integers rounded to nearest
+        (halves up) and clipped to the dtype's range; floats unclipped.
 
     Raises:
         OptionError: unknown ``interpolation`` or non-finite ``strength``.
-        ValueError: ``pixels`` not of shape ``(..., 3)`` or of an unsupported dtype.
+        ValueError: ``pixels`` not of shape ``(..., 3)`` or of an unsupported dtype; ``out`` not as above.
     """
     if interpolation not in INTERPOLATIONS:
         raise OptionError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, not {interpolation!r}")
@@ -394,17 +402,32 @@ def apply_lut_array(
         raise ValueError(f"pixels must be uint8, uint16, float32 or float64, not {dtype}")
 
     flat = _frozen(pixels.reshape(-1, 3))
-    out = np.empty(flat.shape, dtype)
-    if flat.shape[0] == 0:
-        return out.reshape(pixels.shape)
-    with _kernels_loading():
-        _run_kernel(flat, out, lut, interpolation == "tetrahedral", strength, parallel)
-    return out.reshape(pixels.shape)
+    if out is None:
+        out = np.empty(pixels.shape, dtype)
+    else:
+        _check_out(out, pixels)
+    if flat.shape[0]:
+        with _kernels_loading():
+            _run_kernel(flat, out.reshape(flat.shape[0], out.shape[-1]), lut, interpolation == "tetrahedral",
+                        strength, parallel)
+    return out if out.shape[-1] == 3 else out[..., :3]
+
+
+def _check_out(out: np.ndarray, pixels: np.ndarray) -> None:
+    """Raise ValueError unless ``out`` can receive ``pixels`` graded (see :func:`apply_lut_array`)."""
+    if not isinstance(out, np.ndarray) or out.dtype != pixels.dtype or out.shape[:-1] != pixels.shape[:-1] \
+            or out.shape[-1] not in (3, 4) or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(
+            f"out must be a writable C-contiguous {pixels.dtype} array of shape {(*pixels.shape[:-1], 3)} or "
+            f"{(*pixels.shape[:-1], 4)}, not {getattr(out, 'shape', type(out).__name__)}"
+        )
+    if np.may_share_memory(out, pixels):
+        raise ValueError("out must not overlap the pixels being graded")
 
 
 def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, strength: float,
                 parallel: bool) -> None:
-    """Fill ``out`` ``(P, 3)`` with ``lut`` applied to ``flat`` ``(P, 3)`` (same dtype) by the matching kernel.
+    """Fill ``out`` ``(P, 3)`` (or the first 3 channels of ``(P, 4)``) with ``lut`` applied to ``flat`` ``(P, 3)``.
 
     Every array handed to a kernel is a read-only C-contiguous view, so that each kernel has one compiled
     signature per pixel dtype whatever the caller's arrays were (one cache entry to load, not several).

@@ -20,7 +20,8 @@ pixels come from OpenCV, while Pillow still reads their header and metadata.
 16-bit in PNG and TIFF and is rounded to 8 bits for JPEG and WebP. ICC profile, EXIF and alpha are
 kept wherever the format can hold them (JPEG has no alpha). Pillow writes JPEG, WebP and 8-bit PNG;
 OpenCV encodes TIFF and 16-bit PNG, and the ICC profile and EXIF are then added to those files here.
-XMP and IPTC metadata are not carried over.
+XMP and IPTC metadata are not carried over. Pixels graded into a :func:`rgbx_buffer` (Pillow's own
+four-bytes-a-pixel layout) and given as its first three channels are written without a copy.
 
 Before any pixel is decoded, an input must be a regular file (never a FIFO, device or folder) and
 its header must claim at most :data:`MAX_PIXELS` pixels; :func:`image_size` reads the upright size
@@ -35,7 +36,7 @@ from lutgen.imaging.common import IMAGE_EXTENSIONS, ImageData
 from lutgen.imaging.finding import find_images
 from lutgen.imaging.limits import MAX_PIXELS
 from lutgen.imaging.reading import image_size, load_image, load_rgb_float
-from lutgen.imaging.writing import check_output_path, save_image
+from lutgen.imaging.writing import check_output_path, rgbx_buffer, save_image
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -46,5 +47,6 @@ __all__ = [
     "image_size",
     "load_image",
     "load_rgb_float",
+    "rgbx_buffer",
     "save_image",
 ]

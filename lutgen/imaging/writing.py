@@ -160,12 +160,41 @@ def to_8bit(pixels: np.ndarray | None) -> np.ndarray | None:
     return wide.astype(np.uint8)
 
 
+def rgbx_buffer(height: int, width: int) -> np.ndarray:
+    """A new ``(H, W, 4)`` uint8 array to grade 8-bit pixels into (the 4th channel is not used).
+
+    Pillow keeps RGB images four bytes a pixel; when :attr:`ImageData.rgb` is ``buffer[..., :3]``,
+    :func:`save_image` hands the buffer to Pillow as it is instead of copying it (30-40 ms for a
+    12-megapixel JPEG).
+    """
+    return np.empty((height, width, 4), np.uint8)
+
+
+def _rgbx_base(rgb: np.ndarray) -> np.ndarray | None:
+    """The C-contiguous ``(H, W, 4)`` uint8 array whose first 3 channels ``rgb`` is, or None."""
+    base = rgb.base
+    if (isinstance(base, np.ndarray) and rgb.dtype == np.uint8 and base.dtype == np.uint8
+            and base.shape == (*rgb.shape[:2], 4) and base.flags.c_contiguous and rgb.strides == base.strides
+            and rgb.__array_interface__["data"][0] == base.__array_interface__["data"][0]):
+        return base
+    return None
+
+
+def _pillow_rgb(rgb: np.ndarray, fmt: str) -> Image.Image:
+    """``(H, W, 3)`` uint8 pixels as a Pillow image; a view of a :func:`rgbx_buffer` is not copied for JPEG."""
+    base = _rgbx_base(rgb)
+    if base is None:
+        return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    im = Image.frombuffer("RGBX", (base.shape[1], base.shape[0]), base, "raw", "RGBX", 0, 1)
+    return im if fmt == "JPEG" else im.convert("RGB")  # JPEG writes RGBX as RGB; the others want RGB
+
+
 def _save_8bit(rgb, alpha, icc, exif, fmt: str, quality: int, tmp: Path) -> None:
     """Write 8-bit pixels as JPEG, WebP or PNG with Pillow."""
     if alpha is not None and fmt != "JPEG":
         im = Image.fromarray(np.dstack((rgb, alpha)), "RGBA")
     else:
-        im = Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+        im = _pillow_rgb(rgb, fmt)
     options: dict = {}
     if icc:
         options["icc_profile"] = icc

@@ -20,7 +20,7 @@ from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import check_folder_writable
 from lutgen.formats import read_lut
-from lutgen.imaging import ImageData, load_image, save_image
+from lutgen.imaging import ImageData, load_image, rgbx_buffer, save_image
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
 from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
@@ -36,10 +36,14 @@ def check_options(strength: float, interpolation: str, quality: int, device: str
     return check_device_name(device)
 
 
-def make_applier(
-    lut: LUT, interpolation: str, strength: float, device: str, parallel: bool = True
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A function mapping an ``(H, W, 3)`` uint8/uint16 array to the graded array of the same dtype.
+Applier = Callable[..., np.ndarray]
+"""``apply(rgb, out=None)``: an ``(H, W, 3)`` uint8/uint16 array graded, written into ``out`` when given
+(C-contiguous, ``(H, W, 3)`` or ``(H, W, 4)`` of which the first 3 channels are filled), and returned
+as ``(H, W, 3)``."""
+
+
+def make_applier(lut: LUT, interpolation: str, strength: float, device: str, parallel: bool = True) -> Applier:
+    """The :data:`Applier` of ``lut`` with these settings.
 
     ``cpu``, and ``auto`` on a machine without a GPU, use the compiled float64 kernel, on every kernel
     thread, or in the calling thread alone when ``parallel`` is False (for callers that grade several
@@ -48,10 +52,10 @@ def make_applier(
     device = _resolved_device(device)
     if device == "cpu":
 
-        def apply_on_cpu(rgb: np.ndarray) -> np.ndarray:
+        def apply_on_cpu(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
             from lutgen.color.cpu import apply_lut_array
 
-            return apply_lut_array(rgb, lut, interpolation, strength, parallel)
+            return apply_lut_array(rgb, lut, interpolation, strength, parallel, out=out)
 
         return apply_on_cpu
 
@@ -62,10 +66,14 @@ def make_applier(
 
     torch_device = pick_device(device)
 
-    def apply_on_device(rgb: np.ndarray) -> np.ndarray:
+    def apply_on_device(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         with torch.no_grad():
             image = torch_ops.codes_to_image(rgb, torch_device)
-            return torch_ops.image_to_codes(torch_ops.apply(image, lut, interpolation, strength), rgb.dtype)
+            graded = torch_ops.image_to_codes(torch_ops.apply(image, lut, interpolation, strength), rgb.dtype)
+        if out is None:
+            return graded
+        out[..., :3] = graded
+        return out[..., :3]
 
     return apply_on_device
 
@@ -96,17 +104,20 @@ def _load_kernels_meanwhile(interpolation: str, parallel: bool) -> None:
     threading.Thread(target=load, name="lutgen-kernel-loading").start()
 
 
-def grade_file(source: Path, target: Path, apply: Callable[[np.ndarray], np.ndarray], quality: int) -> None:
+def grade_file(source: Path, target: Path, apply: Applier, quality: int) -> None:
     """Read ``source``, grade it with ``apply`` and write ``target`` atomically, keeping its metadata.
 
-    Raises :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be read; errors writing
-    ``target`` are raised as they are.
+    8-bit pixels are graded into a :func:`~lutgen.imaging.rgbx_buffer`, which the writer hands to the
+    encoder without a copy. Raises :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be
+    read; errors writing ``target`` are raised as they are.
     """
     try:
         image: ImageData = load_image(source)
     except LutgenError as error:
         raise FileSkipped(str(error)) from None
-    save_image(replace(image, rgb=apply(image.rgb)), target, quality=quality)
+    rgb = image.rgb
+    out = rgbx_buffer(*rgb.shape[:2]) if rgb.dtype == np.uint8 else None
+    save_image(replace(image, rgb=apply(rgb, out=out)), target, quality=quality)
 
 
 def infer(
