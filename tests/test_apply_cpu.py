@@ -187,6 +187,18 @@ def test_integer_output_is_the_rounded_reference(name, interpolation, dtype):
     np.testing.assert_array_equal(out[away], np.round(expected[away]))
 
 
+@pytest.mark.parametrize("size", [33, 80])  # 80 nodes: too large for the 8-bit red-interpolated table
+@pytest.mark.parametrize("strength", [1.0, 0.4])
+@pytest.mark.parametrize("parallel", [True, False])
+def test_uint8_trilinear_on_every_table_size_and_strength_is_the_rounded_reference(size, strength, parallel):
+    lut = smooth_random_lut(size, np.random.default_rng(size))
+    codes = np.random.default_rng(8).integers(0, 256, size=(20000, 3)).astype(np.uint8)
+    out = apply_lut_array(codes, lut, "trilinear", strength, parallel)
+    expected = apply_reference_codes(codes, lut, "trilinear", strength)
+    away = np.abs(expected - np.floor(expected) - 0.5) > 1e-6
+    np.testing.assert_array_equal(out[away], np.round(expected[away]))
+
+
 def test_integer_output_is_clipped():
     table = grid(3) * 3.0 - 1.0  # outputs from -1 to 2
     lut = LUT(table)
