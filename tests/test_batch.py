@@ -81,6 +81,13 @@ def test_jobs_give_the_same_files_as_one_at_a_time_and_skip_a_corrupt_one(tmp_pa
     camera = load_image(tmp_path / "out3" / "a_camera.jpg")
     assert camera.rgb.shape == (40, 24, 3) and b"lutgen test camera" in camera.exif
     assert load_image(tmp_path / "out3" / "d_alpha.png").alpha is not None
+    # Lossless outputs hold exactly the kernel's grading of their own photo (buffers are reused across photos).
+    from lutgen.color.cpu import apply_lut_array
+    from lutgen.formats import read_lut
+
+    for name in ("b_plain.png", "d_alpha.png"):
+        expected = apply_lut_array(load_image(source / name).rgb, read_lut(cube))
+        np.testing.assert_array_equal(load_image(tmp_path / "out3" / name).rgb, expected)
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two"])

@@ -739,3 +739,36 @@ def test_pixels_in_an_rgbx_buffer_are_written_as_from_a_plain_array(tmp_path, ex
     assert (tmp_path / f"buffer{ext}").read_bytes() == (tmp_path / f"plain{ext}").read_bytes()
     if ext == ".png":
         np.testing.assert_array_equal(load_image(tmp_path / f"buffer{ext}").rgb, rgb)
+
+
+def test_pillow_keeps_freed_blocks_meanwhile_and_restores_its_setting():
+    from lutgen.imaging.memory import pillow_keeps_freed_blocks
+
+    before = Image.core.get_blocks_max()
+    with pillow_keeps_freed_blocks(2):
+        assert Image.core.get_blocks_max() >= 3 * (64 << 20) // Image.core.get_block_size()
+        decoded = Image.new("RGB", (3000, 2000), (1, 2, 3))
+        del decoded
+        again = Image.new("RGB", (3000, 2000), (4, 5, 6))  # may reuse the freed blocks
+        assert again.getpixel((2999, 1999)) == (4, 5, 6)
+    assert Image.core.get_blocks_max() == before
+    with pytest.raises(KeyError), pillow_keeps_freed_blocks(1):
+        raise KeyError("stop")
+    assert Image.core.get_blocks_max() == before
+
+
+def test_rgbx_buffers_are_one_per_thread_and_size():
+    import threading
+
+    from lutgen.imaging.memory import RGBXBuffers
+
+    buffers = RGBXBuffers()
+    first = buffers.get(4, 5)
+    assert first.shape == (4, 5, 4) and first.dtype == np.uint8 and first.flags.c_contiguous
+    assert buffers.get(4, 5) is first
+    other = []
+    thread = threading.Thread(target=lambda: other.append(buffers.get(4, 5)))
+    thread.start()
+    thread.join()
+    assert other[0] is not first and other[0].shape == (4, 5, 4)
+    assert buffers.get(5, 4).shape == (5, 4, 4)

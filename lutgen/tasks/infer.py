@@ -21,6 +21,7 @@ from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import check_folder_writable
 from lutgen.formats import read_lut
 from lutgen.imaging import ImageData, load_image, rgbx_buffer, save_image
+from lutgen.imaging.memory import RGBXBuffers, pillow_keeps_freed_blocks
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
 from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
@@ -104,19 +105,22 @@ def _load_kernels_meanwhile(interpolation: str, parallel: bool) -> None:
     threading.Thread(target=load, name="lutgen-kernel-loading").start()
 
 
-def grade_file(source: Path, target: Path, apply: Applier, quality: int) -> None:
+def grade_file(source: Path, target: Path, apply: Applier, quality: int, buffers: RGBXBuffers | None = None) -> None:
     """Read ``source``, grade it with ``apply`` and write ``target`` atomically, keeping its metadata.
 
-    8-bit pixels are graded into a :func:`~lutgen.imaging.rgbx_buffer`, which the writer hands to the
-    encoder without a copy. Raises :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be
-    read; errors writing ``target`` are raised as they are.
+    8-bit pixels are graded into an :func:`~lutgen.imaging.rgbx_buffer` (this thread's one of ``buffers``
+    when given), which the writer hands to the encoder without a copy. Raises
+    :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be read; errors writing ``target`` are
+    raised as they are.
     """
     try:
         image: ImageData = load_image(source)
     except LutgenError as error:
         raise FileSkipped(str(error)) from None
     rgb = image.rgb
-    out = rgbx_buffer(*rgb.shape[:2]) if rgb.dtype == np.uint8 else None
+    out = None
+    if rgb.dtype == np.uint8:
+        out = buffers.get(*rgb.shape[:2]) if buffers is not None else rgbx_buffer(*rgb.shape[:2])
     save_image(replace(image, rgb=apply(rgb, out=out)), target, quality=quality)
 
 
@@ -158,8 +162,9 @@ def infer(
         if device == "cpu":
             _load_kernels_meanwhile(interpolation, parallel=workers == 1)
         apply = make_applier(lut, interpolation, strength, device, parallel=workers == 1)
-        images = run_batch(image_pairs, functools.partial(grade_file, apply=apply, quality=quality), workers,
-                           progress)
+        grade = functools.partial(grade_file, apply=apply, quality=quality, buffers=RGBXBuffers())
+        with pillow_keeps_freed_blocks(workers):
+            images = run_batch(image_pairs, grade, workers, progress)
         result.written, result.failed = images.written, images.failed
     if video_pairs:
         from lutgen.tasks.infer_video import infer_video
