@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from cli_runner import ROOT, one_sentence_error, run_lutgen
-from lutgen.formats import write_lut
+from lutgen.formats import read_lut, write_lut
 from reference import nonlinear_lut
 
 FFMPEG = shutil.which("ffmpeg")
@@ -123,7 +123,6 @@ def ffmpeg_graded(source: Path, cube: Path, interpolation: str, target: Path, pi
 @pytest.mark.parametrize("depth", [8, 10])
 def test_frames_match_ffmpeg_lut3d_within_one_code(tmp_path, look, depth, interpolation):
     from lutgen.color.cpu import apply_lut_array
-    from lutgen.formats import read_lut
     from lutgen.tasks.infer_video import infer_video
 
     if depth == 8:
@@ -161,7 +160,6 @@ def stream_facts(path: Path) -> dict:
 
 @pytest.mark.parametrize("kind", ["h264-vfr-rotated", "prores-10bit"])
 def test_codec_family_time_stamps_rotation_and_colour_are_kept(tmp_path, look, kind):
-    from lutgen.formats import read_lut
     from lutgen.tasks.infer_video import infer_video
 
     if kind == "prores-10bit":
@@ -211,7 +209,6 @@ def read_only_folder(tmp_path) -> Path:
                                   "codec-not-built", "crf-out-of-range", "read-only-folder", "prores-12bit-target"])
 def test_video_failures_are_one_sentence_and_write_nothing(tmp_path, look, read_only_folder, case):
     from lutgen.errors import LutgenError
-    from lutgen.formats import read_lut
     from lutgen.tasks.infer_video import infer_video
     from lutgen.video.codecs import FAMILIES, check_video_options, output_format
 
@@ -366,7 +363,6 @@ def test_video_outputs_are_planned_before_any_work(tmp_path):
 
 @needs_ffmpeg
 def test_subtitles_are_copied_unchanged(tmp_path, look):
-    from lutgen.formats import read_lut
     from lutgen.tasks.infer_video import infer_video
 
     clip = make_clip(tmp_path / "clip.mkv", frames=12, audio=False)
@@ -393,7 +389,6 @@ def test_infer_cli_grades_a_folder_of_photos_and_videos(tmp_path, look):
     container and codec family, each output under its input's name; the same frames as infer_video."""
     from PIL import Image
 
-    from lutgen.formats import read_lut
     from lutgen.tasks.infer_video import infer_video
 
     shoot = tmp_path / "shoot"
@@ -424,3 +419,62 @@ def test_video_options_are_checked_before_any_file_even_without_a_video(tmp_path
                        "--temporal-smoothing")
     one_sentence_error(run_lutgen("enhance", photo, "-o", tmp_path / "x.jpg", "--scene-cut", "0"), "--scene-cut")
     assert list(tmp_path.iterdir()) == [look]
+
+
+def rgba_clip(path: Path, codec: str, pix_fmt: str, deep: bool, frames: int = 8, options=None) -> np.ndarray:
+    """A clip of moving ramps whose alpha runs from 0 (left) to opaque (right); returns the RGBA written."""
+    dtype = np.uint16 if deep else np.uint8
+    top = np.iinfo(dtype).max
+    alpha = np.round(np.linspace(0, 1, 64)[None, :].repeat(48, 0) * top).astype(dtype)
+    written = np.stack([np.dstack([ramp_frame(i, 64, 48, dtype), alpha]) for i in range(frames)])
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=24)
+        video.width, video.height, video.pix_fmt = 64, 48, pix_fmt
+        video.options = options or {}
+        for i, rgba in enumerate(written):
+            frame = av.VideoFrame.from_ndarray(rgba, format="rgba64le" if deep else "rgba").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    return written
+
+
+@pytest.mark.parametrize(("pix_fmt", "deep"), [("bgra", False), ("gbrap16le", True)])
+def test_alpha_is_kept_exactly_in_ffv1(tmp_path, look, pix_fmt, deep):
+    """An FFV1 source with alpha: the colour graded exactly as a photo would be, the alpha untouched."""
+    from lutgen.color.cpu import apply_lut_array
+
+    source = tmp_path / "matte.mkv"
+    rgba_clip(source, "ffv1", pix_fmt, deep)
+    result = run_lutgen("infer", look, source, "-o", tmp_path / "graded.mkv")
+    assert result.returncode == 0, result.stderr
+    assert f"8 frames in ffv1 ({pix_fmt}, alpha kept)" in result.stdout and "warning" not in result.stderr
+    fmt = "rgba64le" if deep else "rgba"
+    before, after = decoded_rgb(source, fmt), decoded_rgb(tmp_path / "graded.mkv", fmt)
+    assert np.array_equal(after[..., 3], before[..., 3])
+    assert np.array_equal(after[..., :3], apply_lut_array(np.ascontiguousarray(before[..., :3]), read_lut(look)))
+
+
+def test_prores_4444_keeps_its_alpha_and_stays_prores(tmp_path, look):
+    """ProRes 4444 decodes at 12 bits; ProRes in is still ProRes out (10-bit 4:4:4:4), the alpha within a
+    10-bit code."""
+    source = tmp_path / "titles.mov"
+    rgba_clip(source, "prores_ks", "yuva444p10le", True, options={"profile": "4444"})
+    result = run_lutgen("infer", look, source, "-o", tmp_path / "graded.mov")
+    assert result.returncode == 0, result.stderr
+    assert "8 frames in prores_ks (yuva444p10le, alpha kept)" in result.stdout
+    before, after = decoded_rgb(source, "rgba64le"), decoded_rgb(tmp_path / "graded.mov", "rgba64le")
+    assert np.abs(after[..., 3].astype(int) - before[..., 3]).max() <= 65535 / 1023
+    assert np.abs(after[..., :3].astype(int) - before[..., :3]).mean() > 1000  # graded, not copied
+
+
+def test_a_codec_without_alpha_drops_it_with_one_warning(tmp_path, look):
+    source = tmp_path / "matte.mkv"
+    rgba_clip(source, "ffv1", "bgra", False, frames=4)
+    result = run_lutgen("infer", look, source, "-o", tmp_path / "graded.mp4", "--codec", "h264")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "alpha channel of" in warnings[0] and "--codec prores or ffv1" in warnings[0]
+    with av.open(str(tmp_path / "graded.mp4")) as container:
+        components = container.streams.video[0].codec_context.format.components
+        assert not any(c.is_alpha for c in components)

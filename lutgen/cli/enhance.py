@@ -65,6 +65,7 @@ def enhance(
             f"(PSNR {luts.plain_psnr:.1f} dB against the exact LUT on this photo)"
         )
     for target, (video, shots) in result.videos.items():
-        typer.echo(f"{target}: {video.frames} frames in {video.codec} ({video.pixel_format}), "
+        alpha = ", alpha kept" if video.alpha else ""
+        typer.echo(f"{target}: {video.frames} frames in {video.codec} ({video.pixel_format}{alpha}), "
                    f"{shots} shot{'s' if shots != 1 else ''}")
     report_images(result.written, result.failed, output_dir, videos=len(result.videos))

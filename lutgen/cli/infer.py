@@ -45,5 +45,6 @@ def infer(
         codec, crf,
     )
     for target, video in result.videos.items():
-        typer.echo(f"{target}: {video.frames} frames in {video.codec} ({video.pixel_format})")
+        alpha = ", alpha kept" if video.alpha else ""
+        typer.echo(f"{target}: {video.frames} frames in {video.codec} ({video.pixel_format}{alpha})")
     report_images(result.written, result.failed, output_dir, videos=len(result.videos))

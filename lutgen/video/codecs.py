@@ -26,10 +26,11 @@ class Family:
     label: str
     crf: tuple[int, int, int] | None = None  # (default, best, worst); None: no quality setting
 
-    def options(self, quality: int | None, chroma: str) -> dict[str, str]:
-        """The encoder options for ``quality`` (the family's default when ``None``) and the chroma layout."""
+    def options(self, quality: int | None, chroma: str, alpha: bool = False) -> dict[str, str]:
+        """The encoder options for ``quality`` (the family's default when ``None``), the chroma layout and
+        whether an alpha channel is written."""
         if self.name == "prores":
-            return {"profile": "4444" if chroma == "444" else "hq"}
+            return {"profile": "4444" if chroma == "444" or alpha else "hq"}
         if self.crf is None:
             return {}
         options = {"crf": str(self.crf[0] if quality is None else quality)}
@@ -117,18 +118,28 @@ def chroma_of(pixel_format: str) -> str:
     return "420"
 
 
-def output_format(family: Family, depth: int, chroma: str, supported: set[str]) -> str:
+ALPHA_FAMILIES = ("prores", "ffv1")
+"""The families that keep a source's alpha channel (ProRes 4444, FFV1 RGBA); the others drop it."""
+
+
+def output_format(family: Family, depth: int, chroma: str, supported: set[str], alpha: bool = False) -> str:
     """The pixel format a source of ``depth`` bits and ``chroma`` layout is written in by ``family``.
 
     ``supported`` holds the encoder's pixel formats. FFV1 stores RGB; ProRes is 10-bit 4:2:2 or 4:4:4;
     the others keep the source's chroma layout where they can, else 4:2:0, always at the source's depth.
+    With ``alpha``, the families of :data:`ALPHA_FAMILIES` keep it: FFV1 as ``bgra`` or ``gbrapNle``
+    (the least N of 10, 12, 14, 16 that holds the depth), ProRes as 4:4:4:4 ``yuva444p10le``.
     Raises an :class:`OptionError` when the encoder cannot keep the depth.
     """
     if family.name == "ffv1":
+        if alpha:
+            return "bgra" if depth <= 8 else f"gbrap{min(b for b in (10, 12, 14, 16) if b >= min(depth, 16))}le"
         return "bgr0" if depth <= 8 else f"gbrp{min(max(depth, 9), 16)}le"
     if family.name == "prores":
         if depth > 10:
             raise OptionError(f"--codec prores writes 10 bits, fewer than this {depth}-bit video; choose ffv1")
+        if alpha:
+            return "yuva444p10le"
         return "yuv444p10le" if chroma == "444" else "yuv422p10le"
     suffix = "" if depth <= 8 else f"{depth}le"
     for layout in (chroma, "420"):

@@ -24,7 +24,8 @@ from lutgen.video.targets import container_format
 from lutgen.video.writing import VideoSink
 
 FrameGrader = Callable[[np.ndarray], np.ndarray]
-"""Grades one ``(H, W, 3)`` RGB frame (uint8 for 8-bit sources, uint16 for deeper ones), same shape and dtype."""
+"""Grades one ``(H, W, 3)`` RGB frame (uint8 for 8-bit sources, uint16 for deeper ones), same shape and dtype.
+A source's alpha channel never reaches it: it is carried past the grading unchanged."""
 
 
 @dataclass
@@ -37,6 +38,7 @@ class VideoResult:
     pixel_format: str  # of the output, such as yuv420p10le
     source_depth: int  # bits per component of the source, graded as uint8 (8) or uint16 (more)
     copied_streams: int  # audio, subtitle and data streams copied unchanged
+    alpha: bool = False  # the source's alpha channel was written (False also when the source had none)
 
 
 def frame_bar(total: int | None, label: str = ""):
@@ -72,7 +74,8 @@ def grade_video(source_path: Path, target: Path, grade: FrameGrader, *, family: 
                 sink.close(flush=False)
                 raise
             sink.close()
-        return VideoResult(target, frames, family.encoder, sink.pixel_format, source.depth, len(sink.copies))
+        return VideoResult(target, frames, family.encoder, sink.pixel_format, source.depth, len(sink.copies),
+                           sink.keeps_alpha)
     finally:
         if bar is not None:
             bar.close()
@@ -156,7 +159,7 @@ def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
     try:
         while (item := _take(decoded, stop, reader)) is not _END:
             if item[0] == "frame":
-                item = ("frame", grade(item[2]), item[1])
+                item = ("frame", _grade_colour(grade, item[2]), item[1])
                 frames += 1
                 if bar is not None:
                     bar.update(1)
@@ -175,6 +178,16 @@ def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
     if frames == 0:
         raise LutgenError(f"cannot read {source.path}: its video stream has no frames that can be decoded")
     return frames
+
+
+def _grade_colour(grade: FrameGrader, pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` ``(H, W, 3)`` graded, or ``(H, W, 4)`` with the colour graded and the alpha kept as it is."""
+    if pixels.shape[-1] == 3:
+        return grade(pixels)
+    graded = np.empty_like(pixels)
+    graded[..., :3] = grade(pixels[..., :3])
+    graded[..., 3] = pixels[..., 3]
+    return graded
 
 
 def _read(source: VideoSource, decoded: queue.Queue, stop: threading.Event) -> None:

@@ -1,9 +1,10 @@
 """Opening a video with PyAV and decoding its frames to RGB arrays at the source's bit depth.
 
 8-bit sources decode to ``rgb24`` (uint8); deeper ones (``yuv420p10le``, ProRes 4:2:2 and 4:4:4, 12-bit)
-to ``rgb48le`` (uint16, the codes scaled to 0..65535), so nothing passes through 8 bits. The YUV -> RGB
-conversion is libswscale's with the stream's own matrix and range (BT.601 where the file says nothing),
-as ffmpeg's filters get it.
+to ``rgb48le`` (uint16, the codes scaled to 0..65535), so nothing passes through 8 bits. Sources with an
+alpha channel (ProRes 4444, FFV1, PNG or QuickTime Animation in MOV) decode to ``rgba``/``rgba64le``
+instead, the alpha as the 4th channel. The YUV -> RGB conversion is libswscale's with the stream's own
+matrix and range (BT.601 where the file says nothing), as ffmpeg's filters get it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ class VideoSource:
     stream: av.video.stream.VideoStream
     depth: int  # bits per component of the decoded pixel format
     chroma: str  # "420", "422" or "444"
+    alpha: bool = False  # the decoded pixel format has an alpha channel
 
     @property
     def rgb_format(self) -> str:
-        """``rgb24`` for 8-bit sources, ``rgb48le`` for deeper ones."""
+        """``rgb24`` for 8-bit sources, ``rgb48le`` for deeper ones; ``rgba``/``rgba64le`` with alpha."""
+        if self.alpha:
+            return "rgba" if self.depth <= 8 else "rgba64le"
         return "rgb24" if self.depth <= 8 else "rgb48le"
 
     @property
@@ -86,18 +90,20 @@ def open_video(path: str | Path) -> VideoSource:
     context.thread_type = "AUTO"
     components = context.format.components
     depth = max(c.bits for c in components) if components else 8
+    alpha = any(c.is_alpha for c in components)
     from lutgen.video.codecs import chroma_of
 
-    return VideoSource(path, container, stream, depth, chroma_of(context.format.name))
+    return VideoSource(path, container, stream, depth, chroma_of(context.format.name), alpha)
 
 
 class RgbDecoder:
-    """Turns decoded frames into ``(H, W, 3)`` RGB arrays of the source's depth (one reused scaler)."""
+    """Turns decoded frames into ``(H, W, 3)`` RGB (or ``(H, W, 4)`` RGBA) arrays of the source's depth
+    (one reused scaler)."""
 
     def __init__(self, rgb_format: str):
         self.rgb_format = rgb_format
         self.reformatter = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        """``frame`` as uint8 (``rgb24``) or uint16 (``rgb48le``) RGB, ``(H, W, 3)``."""
+        """``frame`` as uint8 (``rgb24``, ``rgba``) or uint16 (``rgb48le``, ``rgba64le``) pixels."""
         return self.reformatter.reformat(frame, format=self.rgb_format).to_ndarray()

@@ -1,21 +1,23 @@
 """Writing a graded video: the encoder, the copied streams and the metadata kept from the source.
 
 The video stream keeps the source's time base and every frame's time stamp (so variable frame rates
-survive), its frame rate, sample aspect ratio, rotation (display matrix) and colour description
-(primaries, transfer, matrix, range). Audio, subtitle and data streams are remuxed packet by packet,
+survive), its frame rate, sample aspect ratio, rotation (display matrix), colour description
+(primaries, transfer, matrix, range) and alpha channel (in ProRes 4444 and FFV1; other codecs drop it
+with a warning). Audio, subtitle and data streams are remuxed packet by packet,
 unchanged. The container is chosen by the output's extension.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from lutgen.errors import LutgenError, OptionError
-from lutgen.video.codecs import Family, output_format
+from lutgen.errors import LutgenError, LutgenWarning, OptionError
+from lutgen.video.codecs import ALPHA_FAMILIES, Family, output_format
 from lutgen.video.reading import VideoSource
 from lutgen.video.targets import container_format
 
@@ -61,7 +63,14 @@ class VideoSink:
             raise OptionError(f"a {self.target.suffix} file cannot hold {family.label} video; choose another "
                               "--codec or write .mkv")
         supported = {f.name for f in codec.video_formats or ()}
-        self.pixel_format = output_format(family, self.source.depth, self.source.chroma, supported)
+        self.keeps_alpha = self.source.alpha and family.name in ALPHA_FAMILIES
+        depth = self.source.depth
+        if family.name == "prores" and src.codec_context.name == "prores":
+            depth = min(depth, 10)  # FFmpeg decodes all ProRes 4444 at 12 bits; ProRes in is written as ProRes out
+        self.pixel_format = output_format(family, depth, self.source.chroma, supported, self.keeps_alpha)
+        if self.source.alpha and not self.keeps_alpha:
+            warnings.warn(f"the alpha channel of {self.source.path} is not kept in {self.target}: {family.label} "
+                          "cannot hold it (--codec prores or ffv1 keeps it)", LutgenWarning, stacklevel=2)
         rate = src.average_rate or src.guessed_rate or src.base_rate
         stream = self.container.add_stream(family.encoder, rate=rate)
         context = stream.codec_context
@@ -73,7 +82,7 @@ class VideoSink:
         if src.sample_aspect_ratio:
             context.sample_aspect_ratio = src.sample_aspect_ratio
         self._set_colour(context, src.codec_context)
-        stream.options = family.options(quality, self.source.chroma)
+        stream.options = family.options(quality, self.source.chroma, self.keeps_alpha)
         stream.metadata.update(_kept_tags(src.metadata))
         stream.disposition = src.disposition
         self.family = family
@@ -121,16 +130,20 @@ class VideoSink:
         self.started = True
 
     def frame_from_rgb(self, rgb: np.ndarray) -> av.VideoFrame:
-        """The graded ``(H, W, 3)`` uint8/uint16 RGB array as a frame in the output's pixel format.
+        """The graded ``(H, W, 3)`` RGB (or ``(H, W, 4)`` RGBA) uint8/uint16 array as a frame in the output's
+        pixel format; an alpha channel the output cannot hold is left out.
 
-        Deep RGB output (``gbrpNle``) is rounded from 16 bits here, to the nearest code; everything
-        else goes through libswscale with the source's matrix and range.
+        Deep RGB(A) output (``gbrpNle``, ``gbrapNle``) is rounded from 16 bits here, to the nearest code;
+        everything else goes through libswscale with the source's matrix and range.
         """
-        if self.pixel_format.startswith("gbrp"):
-            bits = int(self.pixel_format[4:-2])
+        if rgb.shape[-1] == 4 and not self.keeps_alpha:
+            rgb = np.ascontiguousarray(rgb[..., :3])
+        if self.pixel_format.startswith("gbr") and self.pixel_format.endswith("le"):
+            bits = int(self.pixel_format.removeprefix("gbrap").removeprefix("gbrp")[:-2])
             codes = rgb if bits == 16 else ((rgb.astype(np.uint32) * ((1 << bits) - 1) + 32767) // 65535)
             return av.VideoFrame.from_ndarray(codes.astype(np.uint16), format=self.pixel_format)
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24" if rgb.dtype == np.uint8 else "rgb48le")
+        packed = {(3, True): "rgb24", (3, False): "rgb48le", (4, True): "rgba", (4, False): "rgba64le"}
+        frame = av.VideoFrame.from_ndarray(rgb, format=packed[rgb.shape[-1], rgb.dtype == np.uint8])
         return self.reformatter.reformat(frame, format=self.pixel_format, dst_colorspace=self.matrix,
                                          dst_color_range=self.range)
 
