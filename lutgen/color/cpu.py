@@ -47,6 +47,9 @@ _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # two, so never less accurate) and nothing else of fast-math: a quarter of the time of the 8-bit loops.
 # On a processor without FMA the last bit of a sum may differ, which moves a code only at an exact tie.
 _JIT = dict(cache=True, fastmath={"contract"}, nogil=True, error_model="numpy")
+# The float kernels fuse nothing: they give the same bits as lutgen.color.sampling.evaluate (NumPy),
+# which the toolbox samples LUTs with.
+_JIT_EXACT = dict(_JIT, fastmath=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,7 +402,7 @@ def _axis_scales(nodes, lo, hi):
     return scale
 
 
-@njit(parallel=True, **_JIT)
+@njit(parallel=True, **_JIT_EXACT)
 def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
                  tetrahedral):
     """Shaper and/or 3D table on float pixels ``(P, 3)`` on every kernel thread; ``out`` float32 or float64."""
@@ -414,7 +417,7 @@ def _apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, l
         )
 
 
-@njit(**_JIT)
+@njit(**_JIT_EXACT)
 def _apply_float_serial(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
                         tetrahedral):
     """Shaper and/or 3D table on float pixels ``(P, 3)`` in the calling thread alone."""
