@@ -195,7 +195,7 @@ def test_cli_weight_without_prompts_and_bad_representation_are_one_sentence(trai
     one_sentence_error(result, "--representation 'mesh' is not one of structured, lattice")
     result = run_lutgen("optimize", "--prompt", "a", "--prompt-weight", "heavy", "--image-folder",
                         str(training_folder))
-    one_sentence_error(result, "--prompt-weight", "valid number")
+    one_sentence_error(result, "--prompt-weight", "'heavy'")
 
 
 def test_cli_pairs_run_without_clip(training_folder, desaturated_pairs, tmp_path):
