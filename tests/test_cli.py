@@ -146,3 +146,23 @@ def test_a_signal_during_infer_keeps_finished_images_and_leaves_no_partial_file(
     for path in written:
         assert Image.open(path).size == (1600, 1200)
         Image.open(path).load()  # complete, not truncated
+
+
+@pytest.mark.parametrize("own", [True, False])
+def test_lines_printed_while_a_native_decoder_is_silenced_still_reach_the_terminal(own):
+    """Another thread's progress bar or warning is not swallowed while descriptor 2 points at the null
+    device (the control run, without the CLI's own copy of stderr, shows that it would be)."""
+    script = (
+        "import sys, threading\n"
+        "from lutgen.cli import _stderr_of_our_own\n"
+        "from lutgen.imaging.common import native_stderr_silenced\n"
+        f"if {own}:\n    _stderr_of_our_own()\n"
+        "with native_stderr_silenced():\n"
+        "    thread = threading.Thread(target=lambda: print('from another thread', file=sys.stderr))\n"
+        "    thread.start(); thread.join()\n"
+        "    sys.stderr.flush()\n"
+        "print('after', file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ("from another thread" in result.stderr) == own and "after" in result.stderr

@@ -23,7 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import typer
 
-try:  # Typer 0.29 and later carry their own copy of click
+try:  # Typer 0.28 and later carry their own copy of click
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older Typer over click
     from click import exceptions as click_errors
@@ -118,10 +118,28 @@ def _usage_sentence(error: click_errors.UsageError) -> str:
     return f"{text}; see '{command} --help'"
 
 
+def _stderr_of_our_own() -> None:
+    """Point ``sys.stderr`` at a copy of descriptor 2, so that lutgen's own lines never get lost.
+
+    While a native decoder runs, :func:`lutgen.imaging.common.native_stderr_silenced` points descriptor 2
+    at the null device to hide what the C library prints; progress bars, warnings and errors that other
+    threads print meanwhile go through this copy, which still reaches the terminal.
+    """
+    encoding, errors = getattr(sys.stderr, "encoding", None), getattr(sys.stderr, "errors", None)
+    try:
+        copy = os.dup(2)
+    except OSError:  # no descriptor 2
+        return
+    stream = os.fdopen(copy, "w", buffering=1, encoding=encoding, errors=errors)
+    sys.stderr.flush()
+    sys.stderr = stream
+
+
 def main() -> None:
     """Entry point of the ``lutgen`` console script and of ``main.py``."""
     from lutgen.cli import commands  # noqa: F401  (registers the commands on ``app``)
 
+    _stderr_of_our_own()
     for command in app.registered_commands:
         if not hasattr(command.callback, "__wrapped__"):
             command.callback = _reporting_interruptions(command.callback)
