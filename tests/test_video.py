@@ -478,3 +478,27 @@ def test_a_codec_without_alpha_drops_it_with_one_warning(tmp_path, look):
     with av.open(str(tmp_path / "graded.mp4")) as container:
         components = container.streams.video[0].codec_context.format.components
         assert not any(c.is_alpha for c in components)
+
+
+def test_frames_without_time_stamps_are_written_one_frame_apart(tmp_path):
+    """A decoder that gives no time stamps (as raw streams do) still yields a playable file: each frame is
+    stamped one frame period after the last."""
+    from lutgen.video.codecs import FAMILIES
+    from lutgen.video.reading import open_video
+    from lutgen.video.writing import VideoSink
+
+    source = open_video(make_clip(tmp_path / "clip.mp4", frames=2, audio=False))
+    target = tmp_path / "out.mkv"
+    sink = VideoSink(target, target, source, FAMILIES["ffv1"], None)
+    try:
+        for i in range(5):
+            stamped_nothing = av.VideoFrame.from_ndarray(ramp_frame(i, 64, 48), format="rgb24")
+            stamped_nothing.pts, stamped_nothing.time_base = None, source.stream.time_base
+            sink.write(ramp_frame(i, 64, 48), stamped_nothing)
+    finally:
+        sink.close()
+        source.close()
+    with av.open(str(target)) as container:
+        seconds = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    assert seconds == pytest.approx([i / 24 for i in range(5)], abs=1e-3)
+    assert np.array_equal(decoded_rgb(target)[3], ramp_frame(3, 64, 48))
