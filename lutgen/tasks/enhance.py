@@ -30,6 +30,7 @@ from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import Writer, write_together
 from lutgen.formats import write_lut
 from lutgen.imaging import ImageData, load_image, save_image
+from lutgen.imaging.memory import RGBXBuffers, pillow_keeps_freed_blocks
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
 from lutgen.models import DEFAULT_MODEL, Weights, load_weights
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
@@ -119,13 +120,13 @@ class _CpuEnhancer:
         self.weights = weights
         self.parallel = parallel
 
-    def __call__(self, rgb: np.ndarray) -> Prediction:
+    def __call__(self, rgb: np.ndarray, out: np.ndarray | None = None) -> Prediction:
         from lutgen.color.cpu import apply_lut_array
         from lutgen.models.adaint_cpu import predict_lut
 
         table, vertices = predict_lut(self.weights, rgb)
         lut = model_lut(table, vertices, self.weights.source)
-        return Prediction(table, vertices, lut, apply_lut_array(rgb, lut, parallel=self.parallel))
+        return Prediction(table, vertices, lut, apply_lut_array(rgb, lut, parallel=self.parallel, out=out))
 
 
 class _TorchEnhancer:
@@ -138,7 +139,8 @@ class _TorchEnhancer:
         self.source = weights.source
         self.model = build_model(weights).to(device)
 
-    def __call__(self, rgb: np.ndarray) -> Prediction:
+    def __call__(self, rgb: np.ndarray, out: np.ndarray | None = None) -> Prediction:
+        """(``out`` is not used: the graded photo comes back from the device as a new array.)"""
         import torch
 
         from lutgen.color.torch_ops import codes_to_image, image_to_codes
@@ -151,11 +153,12 @@ class _TorchEnhancer:
         return Prediction(table, vertices, model_lut(table, vertices, self.source), graded)
 
 
-def make_enhancer(weights: Weights, device: str, parallel: bool = True) -> Callable[[np.ndarray], Prediction]:
+def make_enhancer(weights: Weights, device: str, parallel: bool = True) -> Callable[..., Prediction]:
     """The CPU path for ``cpu`` (and ``auto`` without a GPU; ``parallel`` as for :class:`_CpuEnhancer`),
     the torch path otherwise.
 
-    Each call of the result grades one photo ``(H, W, 3)`` uint8/uint16 and raises
+    Each call of the result, ``enhancer(rgb, out=None)``, grades one photo ``(H, W, 3)`` uint8/uint16 (on
+    the CPU into ``out`` when given, as :func:`~lutgen.color.cpu.apply_lut_array` takes it) and raises
     :class:`LutgenError` when the model predicts no usable LUT for it (see :func:`model_lut`).
     """
     device = check_device_name(device)
@@ -207,16 +210,19 @@ def photo_files(prediction: Prediction, image: ImageData, target: Path, quality:
     return exported, files
 
 
-def enhance_photo(source: Path, target: Path, enhancer: Callable[[np.ndarray], Prediction], quality: int,
-                  export_cube: bool, label: str, plain_size: int = PLAIN_SIZE) -> ExportedLUTs | None:
+def enhance_photo(source: Path, target: Path, enhancer: Callable[..., Prediction], quality: int,
+                  export_cube: bool, label: str, plain_size: int = PLAIN_SIZE,
+                  buffers: RGBXBuffers | None = None) -> ExportedLUTs | None:
     """Enhance one photo into ``target`` (and, with ``export_cube``, its LUTs), all files together.
 
-    Raises :class:`~lutgen.tasks.batch.FileSkipped` when the photo cannot be read or the model predicts
-    no usable LUT for it; errors writing are raised as they are.
+    8-bit photos are graded into this thread's buffer of ``buffers`` when given (see
+    :func:`lutgen.tasks.infer.grade_file`). Raises :class:`~lutgen.tasks.batch.FileSkipped` when the
+    photo cannot be read or the model predicts no usable LUT for it; errors writing are raised as they are.
     """
     try:
         image = load_image(source)
-        prediction = enhancer(image.rgb)
+        out = buffers.get(*image.rgb.shape[:2]) if buffers is not None and image.rgb.dtype == np.uint8 else None
+        prediction = enhancer(image.rgb, out=out)
     except LutgenError as error:
         raise FileSkipped(str(error)) from None
     exported, files = photo_files(prediction, image, target, quality, export_cube, label, plain_size)
@@ -271,12 +277,15 @@ def enhance(
             workers = 1  # one model on one GPU: photos in turn
         label = Path(str(model)).name
 
+        buffers = RGBXBuffers()
+
         def one_photo(source: Path, target: Path) -> None:
-            exported = enhance_photo(source, target, enhancer, quality, export_cube, label, plain_size)
+            exported = enhance_photo(source, target, enhancer, quality, export_cube, label, plain_size, buffers)
             if exported is not None:
                 result.exported[target] = exported
 
-        photos = run_batch(image_pairs, one_photo, workers, progress)
+        with pillow_keeps_freed_blocks(workers):
+            photos = run_batch(image_pairs, one_photo, workers, progress)
         result.written, result.failed = photos.written, photos.failed
     if video_pairs:
         from lutgen.tasks.enhance_video import enhance_video
