@@ -29,7 +29,8 @@ from the header alone, with the same checks. Every refusal is an :class:`~lutgen
 whose message is one sentence naming the file; nothing the decoders print reaches the user.
 
 Modules: ``common`` (formats, :class:`ImageData`), ``limits`` (the size limit), ``reading``,
-``writing``, ``metadata`` (EXIF and ICC), ``finding`` (files and folders given by the user).
+``writing``, ``metadata`` (EXIF and ICC), ``finding`` (files and folders given by the user),
+``memory`` (buffers kept from one photo to the next when grading many).
 """
 
 from lutgen.imaging.common import IMAGE_EXTENSIONS, ImageData
