@@ -618,3 +618,51 @@ def test_towers_reading_more_than_the_class_token_keep_their_last_block(tiny_cli
         setattr(visual, attribute, value)
         assert not vision_tower.pools_class_token(visual)
         setattr(visual, attribute, before)
+
+
+def test_open_clip_comes_without_timm_for_its_own_towers_and_gets_it_back_for_a_timm_tower(tiny_clip_model, tmp_path):
+    """In a fresh process: the tiny CLIP (a tower of open_clip's own) loads and embeds with timm never
+    imported; a timm-tower configuration afterwards in the same process still builds its timm tower."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import TINY_CLIP_CONFIG, TINY_PREPROCESS
+
+    timm_folder = tmp_path / "timm_tower"
+    timm_folder.mkdir()
+    vision = {"timm_model_name": "vit_tiny_patch16_224", "timm_model_pretrained": False, "timm_pool": "",
+              "timm_proj": "linear", "image_size": 64}
+    model_cfg = {**TINY_CLIP_CONFIG, "vision_cfg": vision}
+    (timm_folder / "open_clip_config.json").write_text(
+        json.dumps({"model_cfg": model_cfg, "preprocess_cfg": TINY_PREPROCESS}), encoding="utf-8")
+    script = (
+        "import sys, json, torch\n"
+        "from lutgen.guidance.clip import load_clip\n"
+        "from lutgen.guidance.open_clip_import import open_clip_for\n"
+        "guide = load_clip(sys.argv[1], None)\n"
+        "assert guide.embed_images(torch.rand(1, 3, 64, 64)).shape == (1, 32)\n"
+        "print('timm after the tiny CLIP:', 'timm' in sys.modules)\n"
+        "open_clip = open_clip_for('local-dir:' + sys.argv[2])\n"
+        "cfg = json.load(open(sys.argv[2] + '/open_clip_config.json'))['model_cfg']\n"
+        "model = open_clip.model.CLIP(**cfg)\n"
+        "print('timm tower:', type(model.visual).__name__, 'timm' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, tiny_clip_model, str(timm_folder)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "timm after the tiny CLIP: False" in result.stdout
+    assert "timm tower: TimmModel True" in result.stdout
+
+
+def test_architecture_configs_are_read_without_open_clip_and_say_which_need_timm(tiny_clip_model):
+    from lutgen.guidance.config import architecture_config
+    from lutgen.guidance.open_clip_import import needs_timm
+
+    vit = architecture_config("ViT-B-32")
+    assert vit == open_clip.get_model_config("ViT-B-32") and not needs_timm(vit)
+    siglip = architecture_config("ViT-B-16-SigLIP")
+    assert siglip == open_clip.get_model_config("ViT-B-16-SigLIP") and needs_timm(siglip)
+    assert not needs_timm(architecture_config(tiny_clip_model))
+    for unknown in ("hf-hub:org/repo", "no-such-architecture", "local-dir:/no/such/folder"):
+        assert architecture_config(unknown) is None and needs_timm(None)

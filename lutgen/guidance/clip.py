@@ -35,14 +35,17 @@ from torch import nn
 
 from lutgen.errors import LutgenError, OptionError
 from lutgen.guidance import check_clip_precision
-from lutgen.guidance.config import (
+from lutgen.guidance.config import (  # noqa: F401  (the prefixes are part of this module's API)
     CONFIG_NAME,
+    HF_HUB_PREFIX,
+    LOCAL_DIR_PREFIX,
     check_image_size,
     check_weights_file,
     local_dir_weights,
     read_local_config,
 )
 from lutgen.guidance.loading import return_freed_memory
+from lutgen.guidance.open_clip_import import open_clip_for
 from lutgen.guidance.vision_tower import (  # noqa: F401  (the tower's modules are part of this module's API)
     LinearPatchEmbedding,
     PackedSelfAttention,
@@ -52,8 +55,6 @@ from lutgen.guidance.vision_tower import (  # noqa: F401  (the tower's modules a
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_PRETRAINED = "openai"
-LOCAL_DIR_PREFIX = "local-dir:"
-HF_HUB_PREFIX = "hf-hub:"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 HUB_PROBE_TIMEOUT_S = 1.5
 
@@ -214,12 +215,10 @@ def resolve_weights(model_name: str, pretrained: str | None) -> WeightsSource:
         raise OptionError("--clip-model is empty; give an open_clip model name such as ViT-B-32")
     if model_name.startswith(LOCAL_DIR_PREFIX):
         return _resolve_local_dir(model_name)
-
-    import open_clip
-
     if model_name.startswith(HF_HUB_PREFIX):
         return _resolve_hf_hub(model_name)
     model_name = model_name.replace("/", "-")  # open_clip's own spelling: ViT-B/32 is ViT-B-32
+    open_clip = open_clip_for(model_name)
     if open_clip.get_model_config(model_name) is None:
         raise OptionError(
             f"--clip-model {model_name!r} is not an architecture open_clip knows; "
@@ -271,7 +270,7 @@ def expected_image_size(source: WeightsSource) -> int:
 
 def _builtin_model_config(model_name: str) -> dict | None:
     """open_clip's configuration of ``model_name`` (an ``hf-hub:`` one only from the cache), or None."""
-    import open_clip
+    open_clip = open_clip_for(model_name)
 
     try:
         with hub_offline():  # an hf-hub: name reads a cached config, never the network
@@ -514,13 +513,12 @@ def load_clip(
     Raises:
         LutgenError: the weights cannot be found or loaded (one sentence naming them).
     """
-    import open_clip
-
     from lutgen.guidance.loading import checkpoint_file, load_streamed
 
     device = torch.device(device)
     amp = autocast_dtype(device, precision)
     source = source or resolve_weights(model_name, pretrained)
+    open_clip = open_clip_for(source.model_name)
     with hub_offline(source.offline):
         try:
             streamed = load_streamed(source, checkpoint_file(source), amp)

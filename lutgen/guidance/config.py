@@ -18,6 +18,10 @@ from lutgen.errors import OptionError
 from lutgen.fileio import check_regular_file
 
 CONFIG_NAME = "open_clip_config.json"
+LOCAL_DIR_PREFIX = "local-dir:"
+"""``--clip-model local-dir:FOLDER``: a model whose configuration and weights are in FOLDER."""
+HF_HUB_PREFIX = "hf-hub:"
+"""``--clip-model hf-hub:ORG/REPO``: a model published on the Hugging Face hub."""
 MIN_IMAGE_SIZE = 16
 """The smallest image side a CLIP configuration may ask for (one ViT patch of 16 pixels)."""
 MAX_IMAGE_SIZE = 1024
@@ -148,3 +152,30 @@ def check_weights_file(path: Path, what: str = "--clip-pretrained") -> Path:
                 "give a .safetensors, .bin, .pt or .pth weights file"
             )
     return path
+
+
+def architecture_config(model_name: str) -> dict | None:
+    """The ``model_cfg`` of an open_clip model name, read without importing open_clip; None when it is not
+    known here (an ``hf-hub:`` model, an unknown name, a configuration that cannot be read).
+
+    A ``local-dir:`` model's comes from its ``open_clip_config.json``, a built-in architecture's from
+    the JSON file open_clip ships for it.
+    """
+    try:
+        if model_name.startswith(LOCAL_DIR_PREFIX):
+            return read_local_config(Path(model_name[len(LOCAL_DIR_PREFIX):]).expanduser())["model_cfg"]
+        if model_name.startswith(HF_HUB_PREFIX):
+            return None
+        import importlib.util
+
+        spec = importlib.util.find_spec("open_clip")  # finds the package without running it
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        for folder in spec.submodule_search_locations:
+            path = Path(folder) / "model_configs" / f"{model_name}.json"
+            if path.is_file():
+                config = json.loads(path.read_text(encoding="utf-8"))
+                return config if isinstance(config, dict) else None
+    except (OSError, ValueError, OptionError, KeyError, TypeError):
+        return None
+    return None

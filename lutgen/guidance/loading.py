@@ -53,8 +53,7 @@ def checkpoint_file(source) -> Path | None:
     """
     from open_clip import pretrained as oc_pretrained
 
-    from lutgen.guidance.clip import HF_HUB_PREFIX, LOCAL_DIR_PREFIX
-    from lutgen.guidance.config import local_dir_weights
+    from lutgen.guidance.config import HF_HUB_PREFIX, LOCAL_DIR_PREFIX, local_dir_weights
 
     name = source.model_name
     if name.startswith(LOCAL_DIR_PREFIX):
@@ -139,7 +138,9 @@ def _quiet_open_clip() -> Iterator[None]:
 def build_skeleton(source) -> nn.Module:
     """The open_clip model of ``source`` on the ``meta`` device: its structure and preprocessing
     configuration, no weights (builds in well under a second)."""
-    import open_clip
+    from lutgen.guidance.open_clip_import import open_clip_for
+
+    open_clip = open_clip_for(source.model_name)
 
     with _quiet_open_clip(), torch.device("meta"):
         return open_clip.create_model(
