@@ -10,10 +10,12 @@ Only :class:`~lutgen.errors.LutgenWarning` warnings are shown, as one ``warning:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
 
 # NumPy's OpenBLAS threads spin after each matrix product and then compete with the compiled LUT
 # kernels' own threads; lutgen's NumPy matrix products (the enhance network) are small, so one
@@ -118,34 +120,60 @@ def _usage_sentence(error: click_errors.UsageError) -> str:
     return f"{text}; see '{command} --help'"
 
 
-def _stderr_of_our_own() -> None:
-    """Point ``sys.stderr`` at a copy of descriptor 2, so that lutgen's own lines never get lost.
+def _stderr_of_our_own() -> Callable[[], None]:
+    """Point ``sys.stderr`` at a copy of descriptor 2, so that lutgen's own lines never get lost; returns
+    what puts the previous ``sys.stderr`` back (and closes the copy).
 
     While a native decoder runs, :func:`lutgen.imaging.common.native_stderr_silenced` points descriptor 2
     at the null device to hide what the C library prints; progress bars, warnings and errors that other
     threads print meanwhile go through this copy, which still reaches the terminal.
     """
-    encoding, errors = getattr(sys.stderr, "encoding", None), getattr(sys.stderr, "errors", None)
+    previous = sys.stderr
+    encoding, errors = getattr(previous, "encoding", None), getattr(previous, "errors", None)
     try:
         copy = os.dup(2)
     except OSError:  # no descriptor 2
-        return
-    stream = os.fdopen(copy, "w", buffering=1, encoding=encoding, errors=errors)
-    sys.stderr.flush()
-    sys.stderr = stream
+        return lambda: None
+    ours = os.fdopen(copy, "w", buffering=1, encoding=encoding, errors=errors)
+    with contextlib.suppress(Exception):
+        previous.flush()
+    sys.stderr = ours
+
+    def restore() -> None:
+        with contextlib.suppress(Exception):
+            ours.flush()
+        sys.stderr = previous
+        with contextlib.suppress(Exception):
+            ours.close()
+
+    return restore
 
 
 def main() -> None:
     """Entry point of the ``lutgen`` console script and of ``main.py``."""
     from lutgen.cli import commands  # noqa: F401  (registers the commands on ``app``)
 
-    _stderr_of_our_own()
     for command in app.registered_commands:
         if not hasattr(command.callback, "__wrapped__"):
             command.callback = _reporting_interruptions(command.callback)
     interrupts.install()
     warnings.simplefilter("default")
     warnings.showwarning = _show_warning
+    restore_stderr = _stderr_of_our_own()
+    try:
+        code = _run_app()
+    finally:
+        restore_stderr()
+    if code == _BROKEN_PIPE:
+        sys.stderr.close()  # stop quietly: not even Python's complaint about flushing stdout at exit
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+_BROKEN_PIPE = 141  # the exit code of a process killed by SIGPIPE, as shells report it
+
+
+def _run_app():
+    """Run the Typer app; every way it ends becomes an exit code (errors reported in one sentence)."""
     try:
         code = app(standalone_mode=False, prog_name="lutgen")
     except LutgenError as error:
@@ -162,11 +190,9 @@ def main() -> None:
     except click_errors.ClickException as error:
         report_error(" ".join(error.format_message().split()))
         code = 2
-    except BrokenPipeError:
-        # The reader of our output went away (``lutgen info x.cube | head -1``): stop quietly.
-        sys.stderr.close()
-        code = 141
+    except BrokenPipeError:  # the reader of our output went away (``lutgen info x.cube | head -1``)
+        code = _BROKEN_PIPE
     except MemoryError:
         report_error("the machine ran out of memory; try fewer or smaller images, or a smaller LUT")
         code = 2
-    sys.exit(code if isinstance(code, int) else 0)
+    return code
