@@ -51,9 +51,11 @@ Three reference photos and three pairs (``ours-evidence``) added 8.2 % wall and 
 step to ``ours`` in one run (5 rounds, machine busy; goal: at most 15 %).
 
 Whole ``optimize`` (5 steps): 1365 MB at auto (float32; 2038 MB before the image tower was read
-lazily, the text tower released and the weights streamed), 1181 to 1237 MB at bf16 (2068 MB before). About
-760 MB of it is importing torch (537 MB) and open_clip (222 MB, of which torch._dynamo, imported by
-torchvision.ops, 121 MB), and about 115 MB is torch's own interpreter teardown at exit (``python -c
+lazily, the text tower released and the weights streamed), 1181 to 1237 MB at bf16 (2068 MB before);
+1300 to 1320 MB at auto since open_clip is imported without timm for ViT-B-32. About 730 MB of it is
+importing torch (537 MB, of which 166 MB are the CUDA libraries of the CUDA build, resident even on a
+CPU) and open_clip (about 190 MB, of which torch._dynamo, imported by torchvision.ops and again by
+torch.optim, 121 MB), and about 115 MB is torch's own interpreter teardown at exit (``python -c
 "import torch"`` peaks at 668 MB, 550 MB before it exits).
 
 Random weights produce denormal numbers that slow the CPU, so denormals are flushed for every
