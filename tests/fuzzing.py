@@ -624,9 +624,14 @@ class _WorkerPool:
         self.last_news = time.monotonic()
         self.warm = False
 
+    def _answers(self) -> list[str]:
+        """The complete lines of the results file (the worker may be writing the last one right now)."""
+        text = self.results.read_text()
+        return text[: text.rfind("\n") + 1].splitlines()
+
     def poll(self) -> list[tuple[int, Outcome]]:
         done = []
-        lines = self.results.read_text().splitlines()
+        lines = self._answers()
         for line in lines[self.read_lines :]:
             record = json.loads(line)
             self.last_news = time.monotonic()
@@ -642,7 +647,7 @@ class _WorkerPool:
             if not exited:
                 self.process.kill()
                 self.process.wait()
-            lines = self.results.read_text().splitlines()
+            lines = self._answers()
             if len(lines) > self.read_lines:  # answers that came in meanwhile
                 return done + self.poll()
             index = self.todo.pop(0)
