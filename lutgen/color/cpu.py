@@ -151,14 +151,20 @@ def _tetrahedron(fr, fg, fb, sg, sb):
 
 
 @njit(inline="always", **_JIT)
+def _tetrahedral_channel(t, q, o1, o2, o3, w0, w1, w2, w3):
+    """One channel in a tetrahedron: its 4 corners at offsets ``0, o1, o2, o3`` from ``q``, weighted."""
+    return w0 * t[q] + w1 * t[q + o1] + w2 * t[q + o2] + w3 * t[q + o3]
+
+
+@njit(inline="always", **_JIT)
 def _tetrahedral(t, k, sg, sb, fr, fg, fb):
     """The 3 channels interpolated in one tetrahedron of a cell; arguments as for :func:`_trilinear`."""
     o1, o2, w0, w1, w2, w3 = _tetrahedron(fr, fg, fb, sg, sb)
     o3 = _U3 + sg + sb
     return (
-        w0 * t[k] + w1 * t[k + o1] + w2 * t[k + o2] + w3 * t[k + o3],
-        w0 * t[k + _U1] + w1 * t[k + o1 + _U1] + w2 * t[k + o2 + _U1] + w3 * t[k + o3 + _U1],
-        w0 * t[k + _U2] + w1 * t[k + o1 + _U2] + w2 * t[k + o2 + _U2] + w3 * t[k + o3 + _U2],
+        _tetrahedral_channel(t, k, o1, o2, o3, w0, w1, w2, w3),
+        _tetrahedral_channel(t, k + _U1, o1, o2, o3, w0, w1, w2, w3),
+        _tetrahedral_channel(t, k + _U2, o1, o2, o3, w0, w1, w2, w3),
     )
 
 
@@ -265,7 +271,7 @@ def _grade_3d(pixels, out, p, offset, frac, t, sg, sb, maxv, strength, tetrahedr
     for c in range(3):
         q = k + np.uint64(c)
         if tetrahedral:
-            y = w0 * t[q] + w1 * t[q + o1] + w2 * t[q + o2] + w3 * t[q + o3]
+            y = _tetrahedral_channel(t, q, o1, o2, o3, w0, w1, w2, w3)
         else:
             y = _trilinear_channel(t, q, sg, sb, fr, fg, fb, gr, gg, gb)
         if strength != 1.0:
