@@ -772,3 +772,14 @@ def test_rgbx_buffers_are_one_per_thread_and_size():
     thread.join()
     assert other[0] is not first and other[0].shape == (4, 5, 4)
     assert buffers.get(5, 4).shape == (5, 4, 4)
+    assert buffers.out_for(np.zeros((5, 4, 3), np.uint8)) is buffers.get(5, 4)
+    assert buffers.out_for(np.zeros((5, 4, 3), np.uint16)) is None  # 16-bit photos get a new array
+
+
+def test_batch_memory_lends_buffers_and_keeps_pillow_blocks_meanwhile():
+    from lutgen.imaging.memory import RGBXBuffers, batch_memory
+
+    before = Image.core.get_blocks_max()
+    with batch_memory(3) as buffers:
+        assert isinstance(buffers, RGBXBuffers) and Image.core.get_blocks_max() > before
+    assert Image.core.get_blocks_max() == before

@@ -58,3 +58,16 @@ class RGBXBuffers:
         if buffer is None or buffer.shape[:2] != (height, width):
             buffer = self._local.buffer = rgbx_buffer(height, width)
         return buffer
+
+    def out_for(self, rgb: np.ndarray) -> np.ndarray | None:
+        """Where to grade ``rgb`` ``(H, W, 3)``: this thread's buffer for 8-bit pixels, None (a new array)
+        for 16-bit ones, which Pillow does not hold in this layout."""
+        return self.get(*rgb.shape[:2]) if rgb.dtype == np.uint8 else None
+
+
+@contextlib.contextmanager
+def batch_memory(images_at_once: int) -> Iterator[RGBXBuffers]:
+    """Memory for grading many photos, ``images_at_once`` at a time: meanwhile Pillow keeps freed image
+    blocks (:func:`pillow_keeps_freed_blocks`); yields the threads' graded-pixel buffers."""
+    with pillow_keeps_freed_blocks(images_at_once):
+        yield RGBXBuffers()

@@ -30,7 +30,7 @@ from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import Writer, write_together
 from lutgen.formats import write_lut
 from lutgen.imaging import ImageData, load_image, save_image
-from lutgen.imaging.memory import RGBXBuffers, pillow_keeps_freed_blocks
+from lutgen.imaging.memory import RGBXBuffers, batch_memory
 from lutgen.lut import LUT, MAX_3D_SIZE, MIN_3D_SIZE
 from lutgen.models import DEFAULT_MODEL, Weights, load_weights
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
@@ -215,14 +215,13 @@ def enhance_photo(source: Path, target: Path, enhancer: Callable[..., Prediction
                   buffers: RGBXBuffers | None = None) -> ExportedLUTs | None:
     """Enhance one photo into ``target`` (and, with ``export_cube``, its LUTs), all files together.
 
-    8-bit photos are graded into this thread's buffer of ``buffers`` when given (see
+    8-bit photos are graded into this thread's buffer of ``buffers`` when given, else a new one (see
     :func:`lutgen.tasks.infer.grade_file`). Raises :class:`~lutgen.tasks.batch.FileSkipped` when the
     photo cannot be read or the model predicts no usable LUT for it; errors writing are raised as they are.
     """
     try:
         image = load_image(source)
-        out = buffers.get(*image.rgb.shape[:2]) if buffers is not None and image.rgb.dtype == np.uint8 else None
-        prediction = enhancer(image.rgb, out=out)
+        prediction = enhancer(image.rgb, out=(buffers or RGBXBuffers()).out_for(image.rgb))
     except LutgenError as error:
         raise FileSkipped(str(error)) from None
     exported, files = photo_files(prediction, image, target, quality, export_cube, label, plain_size)
@@ -277,14 +276,13 @@ def enhance(
             workers = 1  # one model on one GPU: photos in turn
         label = Path(str(model)).name
 
-        buffers = RGBXBuffers()
+        with batch_memory(workers) as buffers:
 
-        def one_photo(source: Path, target: Path) -> None:
-            exported = enhance_photo(source, target, enhancer, quality, export_cube, label, plain_size, buffers)
-            if exported is not None:
-                result.exported[target] = exported
+            def one_photo(source: Path, target: Path) -> None:
+                exported = enhance_photo(source, target, enhancer, quality, export_cube, label, plain_size, buffers)
+                if exported is not None:
+                    result.exported[target] = exported
 
-        with pillow_keeps_freed_blocks(workers):
             photos = run_batch(image_pairs, one_photo, workers, progress)
         result.written, result.failed = photos.written, photos.failed
     if video_pairs:

@@ -20,8 +20,8 @@ from lutgen.devices import check_device_name
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import check_folder_writable
 from lutgen.formats import read_lut
-from lutgen.imaging import ImageData, load_image, rgbx_buffer, save_image
-from lutgen.imaging.memory import RGBXBuffers, pillow_keeps_freed_blocks
+from lutgen.imaging import ImageData, load_image, save_image
+from lutgen.imaging.memory import RGBXBuffers, batch_memory
 from lutgen.lut import INTERPOLATIONS, LUT
 from lutgen.tasks.batch import FileSkipped, check_jobs, run_batch
 from lutgen.tasks.media import FrameProgress, MediaResult, plan_media, run_videos
@@ -109,7 +109,7 @@ def grade_file(source: Path, target: Path, apply: Applier, quality: int, buffers
     """Read ``source``, grade it with ``apply`` and write ``target`` atomically, keeping its metadata.
 
     8-bit pixels are graded into an :func:`~lutgen.imaging.rgbx_buffer` (this thread's one of ``buffers``
-    when given), which the writer hands to the encoder without a copy. Raises
+    when given, else a new one), which the writer hands to the encoder without a copy. Raises
     :class:`~lutgen.tasks.batch.FileSkipped` when ``source`` cannot be read; errors writing ``target`` are
     raised as they are.
     """
@@ -117,11 +117,8 @@ def grade_file(source: Path, target: Path, apply: Applier, quality: int, buffers
         image: ImageData = load_image(source)
     except LutgenError as error:
         raise FileSkipped(str(error)) from None
-    rgb = image.rgb
-    out = None
-    if rgb.dtype == np.uint8:
-        out = buffers.get(*rgb.shape[:2]) if buffers is not None else rgbx_buffer(*rgb.shape[:2])
-    save_image(replace(image, rgb=apply(rgb, out=out)), target, quality=quality)
+    out = (buffers or RGBXBuffers()).out_for(image.rgb)
+    save_image(replace(image, rgb=apply(image.rgb, out=out)), target, quality=quality)
 
 
 def infer(
@@ -162,8 +159,8 @@ def infer(
         if device == "cpu":
             _load_kernels_meanwhile(interpolation, parallel=workers == 1)
         apply = make_applier(lut, interpolation, strength, device, parallel=workers == 1)
-        grade = functools.partial(grade_file, apply=apply, quality=quality, buffers=RGBXBuffers())
-        with pillow_keeps_freed_blocks(workers):
+        with batch_memory(workers) as buffers:
+            grade = functools.partial(grade_file, apply=apply, quality=quality, buffers=buffers)
             images = run_batch(image_pairs, grade, workers, progress)
         result.written, result.failed = images.written, images.failed
     if video_pairs:
