@@ -466,6 +466,9 @@ def test_prores_4444_keeps_its_alpha_and_stays_prores(tmp_path, look):
     before, after = decoded_rgb(source, "rgba64le"), decoded_rgb(tmp_path / "graded.mov", "rgba64le")
     assert np.abs(after[..., 3].astype(int) - before[..., 3]).max() <= 65535 / 1023
     assert np.abs(after[..., :3].astype(int) - before[..., :3]).mean() > 1000  # graded, not copied
+    from lutgen.video.codecs import FAMILIES, output_format
+
+    assert output_format(FAMILIES["prores"], 12, "444", set(), source_codec="prores") == "yuv444p10le"
 
 
 def test_a_codec_without_alpha_drops_it_with_one_warning(tmp_path, look):

@@ -122,15 +122,20 @@ ALPHA_FAMILIES = ("prores", "ffv1")
 """The families that keep a source's alpha channel (ProRes 4444, FFV1 RGBA); the others drop it."""
 
 
-def output_format(family: Family, depth: int, chroma: str, supported: set[str], alpha: bool = False) -> str:
+def output_format(family: Family, depth: int, chroma: str, supported: set[str], alpha: bool = False,
+                  source_codec: str = "") -> str:
     """The pixel format a source of ``depth`` bits and ``chroma`` layout is written in by ``family``.
 
     ``supported`` holds the encoder's pixel formats. FFV1 stores RGB; ProRes is 10-bit 4:2:2 or 4:4:4;
     the others keep the source's chroma layout where they can, else 4:2:0, always at the source's depth.
+    A ProRes source (``source_codec`` ``prores``) counts as 10-bit for ProRes output: FFmpeg decodes every
+    ProRes 4444 at 12 bits, and ProRes in is written as ProRes out.
     With ``alpha``, the families of :data:`ALPHA_FAMILIES` keep it: FFV1 as ``bgra`` or ``gbrapNle``
     (the least N of 10, 12, 14, 16 that holds the depth), ProRes as 4:4:4:4 ``yuva444p10le``.
     Raises an :class:`OptionError` when the encoder cannot keep the depth.
     """
+    if family.name == "prores" and source_codec == "prores":
+        depth = min(depth, 10)
     if family.name == "ffv1":
         if alpha:
             return "bgra" if depth <= 8 else f"gbrap{min(b for b in (10, 12, 14, 16) if b >= min(depth, 16))}le"

@@ -64,10 +64,8 @@ class VideoSink:
                               "--codec or write .mkv")
         supported = {f.name for f in codec.video_formats or ()}
         self.keeps_alpha = self.source.alpha and family.name in ALPHA_FAMILIES
-        depth = self.source.depth
-        if family.name == "prores" and src.codec_context.name == "prores":
-            depth = min(depth, 10)  # FFmpeg decodes all ProRes 4444 at 12 bits; ProRes in is written as ProRes out
-        self.pixel_format = output_format(family, depth, self.source.chroma, supported, self.keeps_alpha)
+        self.pixel_format = output_format(family, self.source.depth, self.source.chroma, supported, self.keeps_alpha,
+                                          src.codec_context.name)
         if self.source.alpha and not self.keeps_alpha:
             warnings.warn(f"the alpha channel of {self.source.path} is not kept in {self.target}: {family.label} "
                           "cannot hold it (--codec prores or ffv1 keeps it)", LutgenWarning, stacklevel=2)
