@@ -30,6 +30,9 @@ def open_clip_for(model_name: str) -> ModuleType:
     The first import leaves timm out when the model's configuration (read without open_clip,
     :func:`~lutgen.guidance.config.architecture_config`) shows a tower of open_clip's own.
     """
+    adapter = sys.modules.get("open_clip.timm_model")
+    if adapter is not None and getattr(adapter, "timm", None) is not None:
+        return sys.modules["open_clip"]  # imported with timm already: any model can be built
     timm_needed = needs_timm(architecture_config(model_name))
     if "open_clip" not in sys.modules and not timm_needed and "timm" not in sys.modules:
         sys.modules["timm"] = None  # `import timm` raises ImportError meanwhile; open_clip goes without
