@@ -153,14 +153,16 @@ def test_lines_printed_while_a_native_decoder_is_silenced_still_reach_the_termin
     """Another thread's progress bar or warning is not swallowed while descriptor 2 points at the null
     device (the control run, without the CLI's own copy of stderr, shows that it would be)."""
     script = (
-        "import sys, threading\n"
+        "import contextlib, sys, threading\n"
         "from lutgen.cli import _stderr_of_our_own\n"
         "from lutgen.imaging.common import native_stderr_silenced\n"
-        f"if {own}:\n    _stderr_of_our_own()\n"
-        "with native_stderr_silenced():\n"
-        "    thread = threading.Thread(target=lambda: print('from another thread', file=sys.stderr))\n"
-        "    thread.start(); thread.join()\n"
-        "    sys.stderr.flush()\n"
+        "before = sys.stderr\n"
+        f"with _stderr_of_our_own() if {own} else contextlib.nullcontext():\n"
+        "    with native_stderr_silenced():\n"
+        "        thread = threading.Thread(target=lambda: print('from another thread', file=sys.stderr))\n"
+        "        thread.start(); thread.join()\n"
+        "        sys.stderr.flush()\n"
+        "assert sys.stderr is before\n"
         "print('after', file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -15,7 +15,7 @@ import functools
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 
 # NumPy's OpenBLAS threads spin after each matrix product and then compete with the compiled LUT
 # kernels' own threads; lutgen's NumPy matrix products (the enhance network) are small, so one
@@ -120,33 +120,34 @@ def _usage_sentence(error: click_errors.UsageError) -> str:
     return f"{text}; see '{command} --help'"
 
 
-def _stderr_of_our_own() -> Callable[[], None]:
-    """Point ``sys.stderr`` at a copy of descriptor 2, so that lutgen's own lines never get lost; returns
-    what puts the previous ``sys.stderr`` back (and closes the copy).
+@contextlib.contextmanager
+def _stderr_of_our_own() -> Iterator[None]:
+    """Meanwhile, ``sys.stderr`` writes to a copy of descriptor 2, so that lutgen's own lines never get lost.
 
     While a native decoder runs, :func:`lutgen.imaging.common.native_stderr_silenced` points descriptor 2
     at the null device to hide what the C library prints; progress bars, warnings and errors that other
-    threads print meanwhile go through this copy, which still reaches the terminal.
+    threads print meanwhile go through this copy, which still reaches the terminal. (Bars keep the stream
+    they were made with, so the copy must be in place before any is made, hence here and not there.)
     """
     previous = sys.stderr
-    encoding, errors = getattr(previous, "encoding", None), getattr(previous, "errors", None)
     try:
         copy = os.dup(2)
     except OSError:  # no descriptor 2
-        return lambda: None
-    ours = os.fdopen(copy, "w", buffering=1, encoding=encoding, errors=errors)
+        yield
+        return
+    ours = os.fdopen(copy, "w", buffering=1, encoding=getattr(previous, "encoding", None),
+                     errors=getattr(previous, "errors", None))
     with contextlib.suppress(Exception):
         previous.flush()
     sys.stderr = ours
-
-    def restore() -> None:
+    try:
+        yield
+    finally:
         with contextlib.suppress(Exception):
             ours.flush()
         sys.stderr = previous
         with contextlib.suppress(Exception):
             ours.close()
-
-    return restore
 
 
 def main() -> None:
@@ -159,11 +160,8 @@ def main() -> None:
     interrupts.install()
     warnings.simplefilter("default")
     warnings.showwarning = _show_warning
-    restore_stderr = _stderr_of_our_own()
-    try:
+    with _stderr_of_our_own():
         code = _run_app()
-    finally:
-        restore_stderr()
     if code == _BROKEN_PIPE:
         sys.stderr.close()  # stop quietly: not even Python's complaint about flushing stdout at exit
     sys.exit(code if isinstance(code, int) else 0)
