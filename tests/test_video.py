@@ -505,3 +505,13 @@ def test_frames_without_time_stamps_are_written_one_frame_apart(tmp_path):
         seconds = [float(f.pts * f.time_base) for f in container.decode(video=0)]
     assert seconds == pytest.approx([i / 24 for i in range(5)], abs=1e-3)
     assert np.array_equal(decoded_rgb(target)[3], ramp_frame(3, 64, 48))
+
+
+def test_a_codec_that_cannot_keep_the_depth_points_only_to_codecs_that_can():
+    from lutgen.errors import OptionError
+    from lutgen.video.codecs import FAMILIES, output_format
+
+    with pytest.raises(OptionError, match=r"cannot write 12-bit video; choose --codec ffv1$"):
+        output_format(FAMILIES["vp9"], 12, "444", {"yuv444p", "yuv444p10le"})
+    with pytest.raises(OptionError, match=r"cannot write 10-bit video; choose --codec prores or ffv1$"):
+        output_format(FAMILIES["h264"], 10, "420", {"yuv420p"})

@@ -151,6 +151,6 @@ def output_format(family: Family, depth: int, chroma: str, supported: set[str], 
         candidate = f"yuv{layout}p{suffix}"
         if candidate in supported:
             return candidate
-    deeper = [f.name for f in FAMILIES.values() if f.name != family.name]
+    keeps_depth = ["ffv1"] if depth > 10 else ["prores", "ffv1"]  # the families that always can
     raise OptionError(f"{family.encoder} in this build cannot write {depth}-bit video; choose --codec "
-                      f"{' or '.join(deeper)}")
+                      f"{' or '.join(keeps_depth)}")
