@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from lutgen.color.torch_ops import apply_lut_reproducible
+from lutgen.optim.adam import Adam
 from lutgen.optim.objective import Objective
 from lutgen.optim.trainer import StepRecord
 from lutgen.optim.views import ViewSampler
@@ -74,7 +75,7 @@ class Look:
     lut: object
     sampler: ViewSampler
     objective: Objective
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     steps: int
     steps_done: int = 0
 
@@ -82,7 +83,7 @@ class Look:
     def create(cls, name: str, lut, sampler: ViewSampler, objective: Objective, learning_rate: float,
                steps: int) -> Look:
         """A look at its start: Adam over the LUT's parameter groups, as :class:`LutTrainer` makes it."""
-        optimizer = torch.optim.Adam(lut.param_groups(learning_rate), lr=learning_rate)
+        optimizer = Adam(lut.param_groups(learning_rate), lr=learning_rate)
         return cls(name, lut, sampler, objective, optimizer, steps)
 
     @property

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from lutgen.color.torch_ops import apply_lut_reproducible
+from lutgen.optim.adam import Adam
 from lutgen.optim.objective import LossTerms, Objective
 from lutgen.optim.views import ViewSampler
 
@@ -89,7 +90,7 @@ class LutTrainer:
         self.sampler = sampler
         self.lut = lut
         self.parameters = [p for group in lut.param_groups(learning_rate) for p in group["params"]]
-        self.optimizer = torch.optim.Adam(lut.param_groups(learning_rate), lr=learning_rate)
+        self.optimizer = Adam(lut.param_groups(learning_rate), lr=learning_rate)
         self.steps_done = 0
 
     def losses(self, views: torch.Tensor) -> LossTerms:
