@@ -39,8 +39,10 @@ def one_sentence_error(result: subprocess.CompletedProcess, *fragments: str) -> 
 OPTIMIZE_IMPORTS_PROBE = (
     "import sys; sys.argv = ['lutgen', 'optimize', *sys.argv[1:]]\n"
     "from lutgen.cli import main\n"
-    "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
-    "print('exit', code, 'heavy', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
+    "code = 0\ntry:\n    main()\nexcept SystemExit as e:\n    code = e.code or 0\n"
+    "heavy = ('torch', 'open_clip', 'torch._dynamo', 'timm')\n"
+    "print('exit', code, 'heavy', sorted(m for m in heavy if m in sys.modules))\n"
 )
 """``python -c OPTIMIZE_IMPORTS_PROBE ARGS``: runs ``lutgen optimize ARGS`` and prints its exit code and
-which heavy modules it imported (to show an option error comes before torch and open_clip load)."""
+which heavy modules it imported (to show an option error comes before torch and open_clip load, and that
+a whole run needs neither torch's compiler nor timm)."""

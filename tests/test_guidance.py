@@ -621,8 +621,9 @@ def test_towers_reading_more_than_the_class_token_keep_their_last_block(tiny_cli
 
 
 def test_open_clip_comes_without_timm_for_its_own_towers_and_gets_it_back_for_a_timm_tower(tiny_clip_model, tmp_path):
-    """In a fresh process: the tiny CLIP (a tower of open_clip's own) loads and embeds with timm never
-    imported; a timm-tower configuration afterwards in the same process still builds its timm tower."""
+    """In a fresh process: the tiny CLIP (a tower of open_clip's own) loads and embeds with neither timm
+    nor torch's compiler imported; afterwards the real compiler imports, and a timm-tower configuration
+    in the same process still builds its timm tower."""
     import json
     import subprocess
     import sys
@@ -643,6 +644,9 @@ def test_open_clip_comes_without_timm_for_its_own_towers_and_gets_it_back_for_a_
         "guide = load_clip(sys.argv[1], None)\n"
         "assert guide.embed_images(torch.rand(1, 3, 64, 64)).shape == (1, 32)\n"
         "print('timm after the tiny CLIP:', 'timm' in sys.modules)\n"
+        "print('compiler after the tiny CLIP:', 'torch._dynamo' in sys.modules)\n"
+        "import torch._dynamo\n"
+        "print('real compiler afterwards:', callable(getattr(torch._dynamo, 'optimize', None)))\n"
         "open_clip = open_clip_for('local-dir:' + sys.argv[2])\n"
         "cfg = json.load(open(sys.argv[2] + '/open_clip_config.json'))['model_cfg']\n"
         "model = open_clip.model.CLIP(**cfg)\n"
@@ -652,6 +656,8 @@ def test_open_clip_comes_without_timm_for_its_own_towers_and_gets_it_back_for_a_
                             text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "timm after the tiny CLIP: False" in result.stdout
+    assert "compiler after the tiny CLIP: False" in result.stdout
+    assert "real compiler afterwards: True" in result.stdout
     assert "timm tower: TimmModel True" in result.stdout
 
 

@@ -445,13 +445,15 @@ def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProce
     return run_lutgen("optimize", *args, env=env, cwd=cwd, timeout=timeout)
 
 
-def test_cli_run_writes_a_valid_cube(tiny_clip_model, training_folder, tmp_path):
+def test_cli_run_writes_a_valid_cube_without_torchs_compiler(tiny_clip_model, training_folder, tmp_path):
+    """A whole run, in a fresh process; it never imports torch's compiler (about 150 MB) nor timm."""
     out = tmp_path / "look.cube"
-    result = run_cli("--prompt", "cinematic teal and orange", "--image-folder", training_folder, "--steps", 10,
-                     "--verbose", "--log-interval", 5, "--log-dir", tmp_path / "logs", "--output-path", out,
-                     "--clip-model", tiny_clip_model, "--seed", 1, "--device", "cpu",
-                     env=cli_env(tmp_path), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    args = ["--prompt", "cinematic teal and orange", "--image-folder", training_folder, "--steps", 10,
+            "--verbose", "--log-interval", 5, "--log-dir", tmp_path / "logs", "--output-path", out,
+            "--clip-model", tiny_clip_model, "--seed", 1, "--device", "cpu"]
+    result = subprocess.run([sys.executable, "-c", OPTIMIZE_IMPORTS_PROBE, *map(str, args)], capture_output=True,
+                            text=True, cwd=tmp_path, env=cli_env(tmp_path), timeout=300)
+    assert "exit 0 heavy ['open_clip', 'torch']" in result.stdout, (result.stdout[-2000:], result.stderr[-2000:])
     assert any(VERBOSE_LINE.match(line) for line in result.stdout.splitlines()), result.stdout
     assert f"LUT saved to {out}" in result.stdout
     lut = read_lut(out)

@@ -138,11 +138,11 @@ def _quiet_open_clip() -> Iterator[None]:
 def build_skeleton(source) -> nn.Module:
     """The open_clip model of ``source`` on the ``meta`` device: its structure and preprocessing
     configuration, no weights (builds in well under a second)."""
-    from lutgen.guidance.open_clip_import import open_clip_for
+    from lutgen.guidance.open_clip_import import open_clip_for, without_torch_compiler
 
     open_clip = open_clip_for(source.model_name)
 
-    with _quiet_open_clip(), torch.device("meta"):
+    with _quiet_open_clip(), without_torch_compiler(), torch.device("meta"):
         return open_clip.create_model(
             source.model_name, pretrained=source.pretrained, load_weights=False, device="meta",
             force_quick_gelu=source.quick_gelu, weights_only=True,
