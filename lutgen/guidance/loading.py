@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from lutgen.guidance.vision_tower import matmul_weight_names
 
@@ -137,16 +138,46 @@ def _quiet_open_clip() -> Iterator[None]:
 
 def build_skeleton(source) -> nn.Module:
     """The open_clip model of ``source`` on the ``meta`` device: its structure and preprocessing
-    configuration, no weights (builds in well under a second)."""
-    from lutgen.guidance.open_clip_import import open_clip_for, without_torch_compiler
+    configuration, no weights (builds in under a tenth of a second)."""
+    from lutgen.guidance.open_clip_import import open_clip_for
 
     open_clip = open_clip_for(source.model_name)
 
-    with _quiet_open_clip(), without_torch_compiler(), torch.device("meta"):
+    with _quiet_open_clip(), torch.device("meta"), _NoInitialValues():
         return open_clip.create_model(
             source.model_name, pretrained=source.pretrained, load_weights=False, device="meta",
             force_quick_gelu=source.quick_gelu, weights_only=True,
         )
+
+
+class _NoInitialValues(TorchFunctionMode):
+    """While a skeleton is built on ``meta``: no initial values are computed.
+
+    A ``meta`` tensor has no values, yet torch runs the initialisations and the arithmetic on such
+    tensors in Python (its reference implementations), whose checks import SymPy (2 s and 34 MB)
+    and whose wrappers import torch's compiler. Here the ``nn.init`` functions and the in-place
+    fills of a ``meta`` tensor do nothing, and the factories that make values (``randn``, ``ones``
+    and the like: class embeddings, scales, masks, small by design) make zeros or their values on the
+    CPU, where the arithmetic that follows is plain; ``create_model(device="meta")`` then moves every
+    tensor to ``meta``. An operation not listed here runs as it would have.
+    """
+
+    _VALUE_FACTORIES = (torch.randn, torch.rand, torch.ones, torch.zeros, torch.full, torch.arange, torch.tensor)
+    _RANDOM = (torch.randn, torch.rand)
+    _FILLS = (torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.fill_, torch.Tensor.zero_,
+              torch.Tensor.triu_, torch.Tensor.tril_)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in self._VALUE_FACTORIES:
+            kwargs.pop("generator", None)
+            kwargs["device"] = "cpu"
+            return (torch.zeros if func in self._RANDOM else func)(*args, **kwargs)
+        target = args[0] if args else kwargs.get("tensor")
+        if isinstance(target, torch.Tensor) and target.is_meta and (
+                func in self._FILLS or getattr(func, "__module__", None) == "torch.nn.init"):
+            return target
+        return func(*args, **kwargs)
 
 
 def _fits(model: nn.Module, index: dict[str, dict]) -> bool:

@@ -7,11 +7,11 @@ timm held back when the architecture about to be used has a tower of its own (Vi
 OpenAI and LAION CLIPs), and brings timm in later should a model in the same process need it.
 
 Torch's compiler (``torch._dynamo``, and Triton through it: about 150 MB resident and 1-2 s) is
-imported by torchvision when open_clip imports it, and by torch itself the first time a function
-that the compiler must not trace runs (arithmetic on ``meta`` tensors, as when a model's skeleton is
-built). lutgen compiles nothing. :func:`without_torch_compiler` puts a stand-in in its place for the
-length of those two steps; the optimiser is lutgen's own (:mod:`lutgen.optim.adam`) for the same
-reason. Anything that needs the real compiler later in the process imports it as usual.
+imported by torchvision when open_clip imports it, only for a check in a detection operator. lutgen
+compiles nothing: :func:`without_torch_compiler` puts a stand-in in its place meanwhile. The
+optimiser is lutgen's own (:mod:`lutgen.optim.adam`), and model skeletons are built without the
+arithmetic on ``meta`` tensors (:mod:`lutgen.guidance.loading`), for the same reason. Anything that
+needs the real compiler later in the process imports it as usual.
 """
 
 from __future__ import annotations
@@ -80,9 +80,7 @@ _COMPILER = "torch._dynamo"
 def without_torch_compiler() -> Iterator[None]:
     """Meanwhile, ``torch._dynamo`` is a stand-in, unless the real one is imported already.
 
-    The stand-in has what torchvision's import and torch's own functions ask of it: ``disable(fn)``,
-    which returns ``fn`` as it is (torch keeps that answer on ``fn``: harmless, as nothing in this
-    process is compiled while the stand-in is there), and ``utils.is_compile_supported``, which
+    The stand-in has what torchvision's import asks of it, ``utils.is_compile_supported``, which
     defers to the real one if it is ever called. Afterwards ``torch._dynamo`` imports for real.
     """
     if _COMPILER in sys.modules:
@@ -90,7 +88,6 @@ def without_torch_compiler() -> Iterator[None]:
         return
     stand_in = ModuleType(_COMPILER)
     stand_in.__path__ = []
-    stand_in.disable = lambda fn=None, recursive=True, wrapping=True: fn
     utils = ModuleType(f"{_COMPILER}.utils")
     utils.is_compile_supported = _is_compile_supported
     stand_in.utils = utils
