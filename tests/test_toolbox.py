@@ -328,6 +328,27 @@ def test_velvia_inverse_measured_on_photos():
     assert min(within) > 0.75 and np.mean(within) > 0.85
 
 
+def test_invert_reports_the_share_of_cells_that_squeeze_colours(tmp_path):
+    """Velvia squeezes colours 20 times or more in some cells (Jacobian determinant below 0.05, here from
+    central differences of the interpolated LUT at each cell's centre): invert says how many, in a warning;
+    a smooth invertible LUT has none and gets no warning."""
+    lut = read_lut(VELVIA)
+    n, h = lut.size, 1e-7
+    centres = (grid(n - 1).reshape(-1, 3) * (n - 2) + 0.5) / (n - 1)  # the centre of every cell
+    jacobian = np.stack([(evaluate(lut, centres + h * e) - evaluate(lut, centres - h * e)) / (2 * h)
+                         for e in np.eye(3)], axis=-1)
+    expected = np.mean(np.abs(np.linalg.det(jacobian)) < 0.05)
+    assert 0.1 < expected < 0.25
+    assert invert(VELVIA, tmp_path / "v.cube").squeezed_share == pytest.approx(expected, abs=2 / (n - 1) ** 3)
+    result = run_lutgen("invert", VELVIA, "-o", tmp_path / "v2.cube")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {100 * expected:.0f}% of the LUT's cells squeeze colours 20 times or more" in result.stderr
+    source = tmp_path / "smooth.cube"
+    write_lut(smooth_invertible_lut(9), source, decimals=12)
+    assert invert(source, tmp_path / "s.cube", 17).squeezed_share == 0
+    assert "warning" not in run_lutgen("invert", source, "-o", tmp_path / "s2.cube", "--size", "17").stderr
+
+
 def test_refuses_luts_that_cannot_be_inverted(tmp_path):
     line = one_sentence_error(run_lutgen("invert", HP5, "-o", tmp_path / "i.cube"), "ilford_hp5", "collapses colours")
     assert "black-and-white" in line

@@ -32,3 +32,7 @@ def invert(
                f"{100 * result.unreachable_share:.1f}% of them out of the LUT's reach "
                f"({'clamped to the nearest' if clamp else 'continued'})")
     typer.echo(f"round trip inverse(LUT(x)) against x: {result.round_trip.describe()}")
+    if result.squeezed_share >= 0.01:
+        typer.echo(f"warning: {100 * result.squeezed_share:.0f}% of the LUT's cells squeeze colours 20 times or more; "
+                   "no lattice follows the inverse there, so colours from those cells come back only "
+                   "approximately", err=True)

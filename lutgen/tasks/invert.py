@@ -40,6 +40,10 @@ COLLAPSED_DETERMINANT = 1e-3
 COLLAPSED_SHARE = 0.5
 """A LUT with more than this share of collapsed cells is refused."""
 
+SQUEEZED_DETERMINANT = 0.05
+"""A cell whose Jacobian determinant is below this squeezes colours 20 times or more: a regular lattice
+cannot follow the inverse there, so :func:`invert` reports the share of such cells."""
+
 LEAST_DEFAULT_SIZE = 33
 LARGEST_SIZE = 129
 """The largest inverse lattice (2.1 million colours to solve, about 3 minutes on 2 cores)."""
@@ -61,11 +65,13 @@ SEED_SAMPLES = 65
 @dataclass(frozen=True)
 class Inverted:
     """The inverse LUT, its :class:`Difference` from the identity after the round trip ``inverse(LUT(x))``
-    over a dense sample of the input domain, and the share of its nodes the LUT cannot reach."""
+    over a dense sample of the input domain, the share of its nodes the LUT cannot reach, and the share
+    of the source's cells that squeeze colours 20 times or more (:data:`SQUEEZED_DETERMINANT`)."""
 
     lut: LUT
     round_trip: Difference
     unreachable_share: float
+    squeezed_share: float = 0.0
 
 
 def why_not_invertible(lut: LUT) -> str | None:
@@ -230,5 +236,6 @@ def invert(source: Path, output: Path, size: int | None = None, interpolation: s
         inv, unreachable = inverse(lut, size, interpolation, extend)
         x = dense_sample(lut.input_domain, 1 << 16)
         round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
+        squeezed = float(np.mean(np.abs(cell_determinants(*node_lattice(lut))) < SQUEEZED_DETERMINANT))
     write_lut(inv, output, **write_options(format_module(output, 'write'), inv))
-    return Inverted(inv, round_trip, unreachable)
+    return Inverted(inv, round_trip, unreachable, squeezed)
