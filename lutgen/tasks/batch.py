@@ -18,11 +18,11 @@ written atomically, none is left half-written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lutgen.devices import available_cores
 from lutgen.errors import LutgenError, OptionError
 
 
@@ -47,17 +47,6 @@ class BatchResult:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def available_cores() -> int:
-    """How many cores this process may run on (its CPU affinity where the system tells it), at least 1."""
-    count = getattr(os, "process_cpu_count", None)  # Python 3.13 and later
-    if count is not None:
-        return count() or 1
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_jobs(jobs: int | None) -> int:
