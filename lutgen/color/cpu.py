@@ -19,11 +19,12 @@ per-channel code-to-code lookup.
 
 Float inputs outside a domain are clamped to it (NaN counts as the domain's minimum).
 
-The kernels are compiled with Numba (:mod:`lutgen.color.cpu_numba`, imported only when a kernel is
-first needed). They run in parallel over pixels on a flattened view of the input, so a call needs
-memory for its output only (plus a copy of the input if that is not C-contiguous). Compiled kernels are
-cached on disk (``cache=True``): only the first call on a machine pays for compilation. This module
-imports neither torch nor Numba.
+8-bit trilinear grading, the common case, runs a loop compiled with LLVM (:mod:`lutgen.color.cpu_llvm`),
+ready in a few hundredths of a second; every other case runs a Numba kernel
+(:mod:`lutgen.color.cpu_numba`), imported only then (about half a second). The kernels run in parallel
+over pixels on a flattened view of the input, so a call needs memory for its output only (plus a copy
+of the input if that is not C-contiguous). Compiled kernels are cached on disk: only the first call on
+a machine pays for compilation. This module imports neither torch nor Numba.
 """
 
 from __future__ import annotations
@@ -213,13 +214,11 @@ def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, 
         n = lut.table.shape[0]
         index, frac = _code_cells(shaped, *lut.domain, n)
         if maxv == 255 and not tetrahedral and n * n * 256 * 3 * 8 <= _RED_LERPED_MAX_BYTES:
-            from lutgen.color import cpu_numba
+            from lutgen.color import cpu_llvm
 
-            rows = _frozen(np.stack([index[1] * (3 * 256), index[2] * (3 * 256 * n)]).astype(np.uint64))
-            rt = _frozen(_red_lerped(lut.table, index[0], frac[0]))
-            kernel = cpu_numba.apply_codes_red_lerped if parallel else cpu_numba.apply_codes_red_lerped_serial
-            with cpu_numba.kernels_loading():
-                kernel(flat, out, rt, rows, _frozen(frac), n, float(maxv), strength)
+            rows = np.stack([index[1] * (3 * 256), index[2] * (3 * 256 * n)])  # cells' offsets in the red table
+            rt = _red_lerped(lut.table, index[0], frac[0])
+            cpu_llvm.grade_red_lerped(flat, out, rt, rows, np.ascontiguousarray(frac[1:]), n, strength, parallel)
             return
         from lutgen.color import cpu_numba
 

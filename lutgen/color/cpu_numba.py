@@ -1,9 +1,9 @@
-"""The Numba kernels of :mod:`lutgen.color.cpu`.
+"""The Numba kernels of :mod:`lutgen.color.cpu`: every case but 8-bit trilinear grading.
 
-Integer pixels through a 3D table (8-bit trilinear grading through the red-interpolated table, any
-other through the table itself), integer pixels through a 1D-only LUT, and float pixels.
-:mod:`lutgen.color.cpu` makes the per-code tables of integer images and imports this module only when
-a kernel is needed: importing Numba and loading a cached kernel take about half a second.
+Integer pixels through a 3D table (16-bit, tetrahedral, or a table too large for the 8-bit
+red-interpolated table), integer pixels through a 1D-only LUT, and float pixels. :mod:`lutgen.color.cpu`
+makes the per-code tables of integer images and imports this module only when a kernel is needed:
+importing Numba and loading a cached kernel take about half a second.
 
 Each kernel comes as a parallel loop (``prange``, on every Numba thread) and a serial one (the calling
 thread alone), over flattened pixels ``(P, 3)``. Compiled kernels are cached on disk (``cache=True``):
@@ -229,47 +229,6 @@ def apply_codes_3d_serial(pixels, out, offset, frac, t, n, maxv, strength, tetra
         _grade_3d(pixels, out, p, offset, frac, t, sg, sb, maxv, strength, tetrahedral)
 
 
-
-
-@njit(inline="always", **_JIT)
-def _grade_red_lerped(pixels, out, p, rt, rows, frac, sg, sb, maxv, strength):
-    """Pixel ``p`` of 8-bit ``pixels`` graded trilinearly into ``out``, from the red-interpolated table ``rt``.
-
-    ``rt`` is made by :mod:`lutgen.color.cpu`; ``rows`` ``(2, 256)`` uint64 holds each code's offset of
-    its green and blue cell in ``rt``; ``sg``/``sb`` are one green and one blue step there. Codes and
-    blending as :func:`_grade_3d`; at strength 1 the blend is skipped (a loop-invariant test, which the
-    compiler takes out of the loop).
-    """
-    vr = pixels[p, 0]
-    k = np.uint64(vr) * _U3 + rows[0, pixels[p, 1]] + rows[1, pixels[p, 2]]
-    fg = frac[1, pixels[p, 1]]
-    fb = frac[2, pixels[p, 2]]
-    gg = 1.0 - fg
-    gb = 1.0 - fb
-    for c in range(3):
-        q = k + np.uint64(c)
-        y = _mix(_mix(rt[q], rt[q + sg], fg, gg), _mix(rt[q + sb], rt[q + sg + sb], fg, gg), fb, gb)
-        if strength != 1.0:
-            y = _mix(pixels[p, c] * (1.0 / maxv), y, strength, 1.0 - strength)
-        out[p, c] = _to_code(y, maxv)
-
-
-@njit(parallel=True, **_JIT)
-def apply_codes_red_lerped(pixels, out, rt, rows, frac, n, maxv, strength):
-    """8-bit trilinear grading of pixels ``(P, 3)`` on every kernel thread (see :func:`_grade_red_lerped`)."""
-    sg = np.uint64(3 * (maxv + 1))
-    sb = np.uint64(3 * (maxv + 1) * n)
-    for p in prange(pixels.shape[0]):
-        _grade_red_lerped(pixels, out, p, rt, rows, frac, sg, sb, maxv, strength)
-
-
-@njit(**_JIT)
-def apply_codes_red_lerped_serial(pixels, out, rt, rows, frac, n, maxv, strength):
-    """8-bit trilinear grading of pixels ``(P, 3)`` in the calling thread alone."""
-    sg = np.uint64(3 * (maxv + 1))
-    sb = np.uint64(3 * (maxv + 1) * n)
-    for p in range(pixels.shape[0]):
-        _grade_red_lerped(pixels, out, p, rt, rows, frac, sg, sb, maxv, strength)
 
 
 @njit(parallel=True, **_JIT)

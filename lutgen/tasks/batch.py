@@ -4,9 +4,8 @@
 (read it, work on it, write the target atomically). With ``jobs`` 1 the files go one after another in
 the calling thread. With more, ``jobs`` worker threads each take the next file, so that one file is
 decoded while another is graded and a third encoded: Pillow and OpenCV release the GIL while they
-decode and encode, and lutgen's compiled kernels run without it (``nogil``). At most ``jobs`` files
-are in progress at once, which bounds the memory: about ``jobs`` decoded images and their graded
-copies.
+decode and encode, and lutgen's compiled kernels run without it. At most ``jobs`` files are in
+progress at once, which bounds the memory: about ``jobs`` decoded images and their graded copies.
 
 What the caller sees does not depend on ``jobs``: the same files written under the same names, the
 result listed in the order of the pairs, a file that the per-file function skips (:class:`FileSkipped`,
