@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,6 +127,16 @@ def test_machine_code_is_cached_and_a_damaged_cache_is_compiled_again(monkeypatc
     again, *keep_again = cpu_llvm._compile()
     assert cache.read_bytes() == written
     np.testing.assert_array_equal(grade_with(again), grade_with(compiled))
+
+
+def test_the_cache_follows_numba_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "kernels"))
+    path = cpu_llvm._cache_file("0123456789abcdef" * 4)
+    assert path.parent == tmp_path / "kernels" / "lutgen" and path.parent.is_dir()
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    beside = Path(cpu_llvm.__file__).parent / "__pycache__"
+    if os.access(beside, os.W_OK):  # a checkout; an installed copy may be read-only
+        assert cpu_llvm._cache_file("0123456789abcdef" * 4).parent == beside
 
 
 def test_8bit_trilinear_grading_never_imports_numba():

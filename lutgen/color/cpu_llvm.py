@@ -2,17 +2,19 @@
 
 The common case of grading (8-bit pixels, trilinear interpolation, a 3D table small enough for the
 red-interpolated table of :mod:`lutgen.color.cpu`) needs one small loop. It is written here with
-llvmlite's IR builder, compiled once per process for the host CPU with LLVM's O3 pipeline and called
-through ctypes, which releases the GIL while it runs. Importing llvmlite's binding and loading this one
-function take a few hundredths of a second; importing Numba and loading a cached Numba kernel, about
-half a second, which was half of ``lutgen infer`` on one photo.
+llvmlite's IR builder, compiled for the host CPU with LLVM's O3 pipeline and called through ctypes,
+which releases the GIL while it runs. Importing llvmlite's binding and loading this one function take
+a few hundredths of a second; importing Numba and loading a cached Numba kernel take about half a
+second, which was half of ``lutgen infer`` on one photo.
 
-The loop computes what Numba's 8-bit kernels compute, with the same float64 operations in the same
-order (see :func:`_emit_pixel`), and lets a multiply and an add fuse (``contract``) as they do. Like
-them it stays scalar: LLVM does not vectorise its table lookups, even when asked to.
-The machine code is cached on disk in ``__pycache__`` beside this module, where Numba caches lutgen's
-other kernels, keyed by llvmlite's version, the host CPU and its features, and the IR; a process that
-finds it there skips LLVM's optimisation and code generation.
+The loop computes what Numba's integer kernel computes, with the same float64 operations in the same
+order (see :func:`_emit_pixel`), and lets a multiply and an add fuse (``contract``) as it does. Like it,
+the loop stays scalar: LLVM does not vectorise its table lookups, even when asked to.
+
+Compiling takes about 30 ms, so the machine code is cached on disk where Numba caches lutgen's other
+kernels (``__pycache__`` beside this module, or ``NUMBA_CACHE_DIR``), keyed by llvmlite's version, the
+host CPU and its features, and the IR; a process that finds it there skips LLVM's optimisation and
+code generation, and loads it in a few milliseconds.
 """
 
 from __future__ import annotations
@@ -245,9 +247,14 @@ def _compile():
 
 
 def _cache_file(key: str) -> Path | None:
-    """Where the machine code of ``key`` is kept: in ``__pycache__`` beside this module, where Numba keeps
-    lutgen's other kernels, or in the user's cache folder when that one cannot be written (None if neither)."""
-    for folder in (Path(__file__).parent / "__pycache__", _user_cache()):
+    """Where the machine code of ``key`` is kept (None if nowhere can be written).
+
+    Where Numba keeps lutgen's other kernels: in ``NUMBA_CACHE_DIR`` when that is set, else in
+    ``__pycache__`` beside this module; failing that, in the user's cache folder.
+    """
+    numba_folder = os.environ.get("NUMBA_CACHE_DIR")
+    first = Path(numba_folder) / "lutgen" if numba_folder else Path(__file__).parent / "__pycache__"
+    for folder in (first, _user_cache()):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError:
