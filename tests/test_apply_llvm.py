@@ -22,7 +22,7 @@ def _kernel_arrays(lut: LUT):
     n = lut.size
     index, frac = cpu._code_cells(cpu._shaped_codes(255, lut.shaper), *lut.domain, n)
     rows = np.stack([index[1] * (3 * 256), index[2] * (3 * 256 * n)])
-    return cpu._red_lerped(lut.table, index[0], frac[0]), rows, np.ascontiguousarray(frac[1:]), n
+    return cpu_llvm.red_lerped(lut.table, index[0], frac[0]), rows, np.ascontiguousarray(frac[1:]), n
 
 
 def _assert_rounded_reference(out: np.ndarray, codes: np.ndarray, lut: LUT, strength: float) -> None:
@@ -81,6 +81,21 @@ def test_every_code_of_every_channel_is_the_rounded_reference():
     _assert_rounded_reference(apply_lut_array(codes, lut), codes, lut, 1.0)
 
 
+@pytest.mark.parametrize("size", [2, 17, 65])
+def test_the_red_interpolated_table_mixes_the_two_red_nodes_around_each_code(size):
+    rng = np.random.default_rng(size)
+    table = rng.normal(size=(size, size, size, 3))
+    index = rng.integers(0, size - 1, size=256)
+    frac = rng.uniform(size=256)
+    frac[:3] = [0.0, 1.0, 0.5]
+    rt = cpu_llvm.red_lerped(table, index, frac).reshape(size, size, 256, 3)
+    below, above = table[:, :, index], table[:, :, index + 1]
+    expected = (1.0 - frac[:, None]) * below + frac[:, None] * above
+    np.testing.assert_allclose(rt, expected, rtol=0, atol=4 * np.spacing(np.abs(table).max()))
+    np.testing.assert_array_equal(rt[:, :, 0], below[:, :, 0])  # exactly a node at f = 0 and f = 1
+    np.testing.assert_array_equal(rt[:, :, 1], above[:, :, 1])
+
+
 def test_wrong_arrays_are_refused_before_the_kernel_runs():
     lut = smooth_random_lut(5, np.random.default_rng(25))
     rt, rows, frac, n = _kernel_arrays(lut)
@@ -94,10 +109,18 @@ def test_wrong_arrays_are_refused_before_the_kernel_runs():
         dict(rt=rt[:-1]),
         dict(rows=rows.astype(np.uint32)),
         dict(frac=np.zeros((3, 256))),
+        dict(rows=rows + (rows == rows.max()) * 3 * 256),  # a cell past the table's last
+        dict(rows=rows - 3 * 256),
     ):
         arrays = dict(pixels=codes, out=out, rt=rt, rows=rows, frac=frac) | bad
         with pytest.raises(ValueError, match="grade_red_lerped"):
             cpu_llvm.grade_red_lerped(**arrays, n=n, strength=1.0, parallel=False)
+    table, index, frac = lut.table, np.zeros(256, np.int64), np.zeros(256)
+    for bad in (dict(index=index + 4), dict(index=index - 1), dict(index=index.astype(np.int32)),
+                dict(frac=frac[:255]), dict(table=table[:, :, :4])):
+        arrays = dict(table=table, index=index, frac=frac) | bad
+        with pytest.raises(ValueError, match="red_lerped"):
+            cpu_llvm.red_lerped(**arrays)
 
 
 def test_machine_code_is_cached_and_a_damaged_cache_is_compiled_again(monkeypatch, tmp_path):
@@ -119,14 +142,14 @@ def test_machine_code_is_cached_and_a_damaged_cache_is_compiled_again(monkeypatc
     assert cpu_llvm._read(cache) == written[32:] and len(written) > 100
     loaded, *keep_loaded = cpu_llvm._compile()  # from the cache: no file is written
     assert cache.read_bytes() == written
-    np.testing.assert_array_equal(grade_with(loaded), grade_with(compiled))
-    _assert_rounded_reference(grade_with(loaded), codes, lut, 0.9)
+    np.testing.assert_array_equal(grade_with(loaded.grade), grade_with(compiled.grade))
+    _assert_rounded_reference(grade_with(loaded.grade), codes, lut, 0.9)
 
     cache.write_bytes(written[:-10])  # cut short: not run, compiled and written again
     assert cpu_llvm._read(cache) is None
     again, *keep_again = cpu_llvm._compile()
     assert cache.read_bytes() == written
-    np.testing.assert_array_equal(grade_with(again), grade_with(compiled))
+    np.testing.assert_array_equal(grade_with(again.grade), grade_with(compiled.grade))
 
 
 def test_the_cache_follows_numba_cache_dir(monkeypatch, tmp_path):

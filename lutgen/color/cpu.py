@@ -13,9 +13,10 @@ The one entry point is :func:`apply_lut_array`. Every colour is computed in floa
 For integer images the per-channel steps 1-2 and the table coordinates (cell index and fraction)
 depend on the code value alone, so they are tabulated once with NumPy (256 or 65536 entries per
 channel) and each pixel costs only the 3D interpolation. For 8-bit trilinear grading the table is also
-interpolated along red once for each of the 256 red codes, so that a pixel interpolates only along
-green and blue (the same operations in the same order). A 1D-only LUT on integer images is a plain
-per-channel code-to-code lookup.
+interpolated along red once for each of the 256 red codes (by the LLVM kernel's module: up to 32 MB,
+five times faster than NumPy's gathers), so that a pixel interpolates only along green and blue (the
+same operations in the same order). A 1D-only LUT on integer images is a plain per-channel
+code-to-code lookup.
 
 Float inputs outside a domain are clamped to it (NaN counts as the domain's minimum).
 
@@ -90,24 +91,6 @@ def _code_cells(shaped: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> t
     """
     index, frac = _cells(_clamped(shaped, lo, hi), lo, (n - 1) / (hi - lo), n)
     return np.ascontiguousarray(index.T), np.ascontiguousarray(frac.T)
-
-
-def _red_lerped(table: np.ndarray, index: np.ndarray, frac: np.ndarray) -> np.ndarray:
-    """The ``(n, n, n, 3)`` table interpolated along red at every code: ``(n, n, K, 3)`` ``[b, g, code, c]``, flattened.
-
-    ``index``/``frac`` ``(K,)`` are the red cells of the codes; each entry mixes the two red nodes
-    around its code, ``(1 - f) * t[i] + f * t[i + 1]``, as the trilinear interpolation does first.
-    """
-    n = table.shape[0]
-    rows = table.reshape(n * n, n * 3)  # [b * n + g, r * 3 + c]
-    columns = (index[:, None] * 3 + np.arange(3)).reshape(-1)
-    f = np.repeat(frac, 3)
-    out = np.take(rows, columns, axis=1)
-    out *= 1.0 - f
-    above = np.take(rows, columns + 3, axis=1)
-    above *= f
-    out += above
-    return out.reshape(-1)
 
 
 def _code_lookup_1d(shaped: np.ndarray, maxv: int, strength: float, dtype) -> np.ndarray:
@@ -217,7 +200,7 @@ def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, 
             from lutgen.color import cpu_llvm
 
             rows = np.stack([index[1] * (3 * 256), index[2] * (3 * 256 * n)])  # cells' offsets in the red table
-            rt = _red_lerped(lut.table, index[0], frac[0])
+            rt = cpu_llvm.red_lerped(lut.table, index[0], frac[0])
             cpu_llvm.grade_red_lerped(flat, out, rt, rows, np.ascontiguousarray(frac[1:]), n, strength, parallel)
             return
         from lutgen.color import cpu_numba
