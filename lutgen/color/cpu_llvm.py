@@ -13,7 +13,7 @@ order (see :func:`_emit_pixel`), and let a multiply and an add fuse (``contract`
 are the same. Like it, they stay scalar; vectorised, their table lookups become gathers, which were
 five times slower than scalar loads here, so LLVM's loop vectoriser is off.
 
-Compiling takes about 30 ms, so the machine code is cached on disk where Numba caches lutgen's other
+Compiling takes 35-70 ms, so the machine code is cached on disk where Numba caches lutgen's other
 kernels (``__pycache__`` beside this module, or ``NUMBA_CACHE_DIR``), keyed by llvmlite's version, the
 host CPU and its features, and the IR; a process that finds it there skips LLVM's optimisation and
 code generation, and loads it in a few milliseconds.
