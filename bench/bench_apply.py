@@ -10,8 +10,9 @@ Compares, in one run on the same image and LUT (median of several runs each):
 The methods are called in turn, round after round, so that load from other processes on a shared
 machine falls on all of them alike; the table shows the median and the minimum.
 
-It also times the first call of a fresh process twice, with an empty Numba cache (compilation) and
-with the cache filled (loading), and reports the extra memory a call needs beyond its input.
+It also times the first call of a fresh process twice, with an empty kernel cache (compilation) and
+with the cache filled (loading), and reports the extra memory a call needs beyond its input. The first
+call imports the kernel's compiler: llvmlite for 8-bit trilinear grading, Numba for tetrahedral.
 
 Run: ``.venv/bin/python bench/bench_apply.py [--repeat 7] [--image images/china.jpg]``
 """
@@ -102,7 +103,10 @@ def first_call_child(image_path: str, interpolation: str) -> None:
 
 
 def first_calls(image: Path, interpolation: str) -> dict[str, float]:
-    """A fresh process's import and first call with a cold then a warm Numba cache, and the memory added."""
+    """A fresh process's import and first call with a cold then a warm kernel cache, and the memory added.
+
+    The cache is a new ``NUMBA_CACHE_DIR``, which the LLVM kernel's cache follows too.
+    """
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
@@ -159,7 +163,8 @@ def main() -> None:
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"{name:36s} {median:9.3f} {min(samples):7.3f} {median / reference:16.2f}x")
-    print(f"({args.repeat} rounds, methods interleaved; numba and torch used {torch.get_num_threads()} threads)")
+    print(f"({args.repeat} rounds, methods interleaved; lutgen's kernels and torch used {torch.get_num_threads()} "
+          "threads)")
 
     print(f"\n{'fresh process (uint8)':24s} {'import':>7s} {'1st call':>9s} {'1st call':>9s} {'MiB added':>10s} "
           f"{'MiB added':>10s}")
@@ -167,7 +172,8 @@ def main() -> None:
     for interp, row in colds.items():
         print(f"{'lutgen cpu ' + interp:24s} {row['import']:7.3f} {row['compile']:9.3f} {row['cached']:9.3f} "
               f"{row['first_mib']:10.1f} {row['later_mib']:10.1f}")
-    print(f"(input and output are {pixels.nbytes / 2**20:.1f} MiB each; the import includes numba)")
+    print(f"(input and output are {pixels.nbytes / 2**20:.1f} MiB each; the 1st call imports llvmlite "
+          "(trilinear) or numba (tetrahedral))")
 
     ours = outputs["lutgen cpu trilinear (uint8)"].astype(int)
     pil_out = np.asarray(outputs["Pillow Color3DLUT (uint8)"]).astype(int)

@@ -85,7 +85,7 @@ def model_rows(repeat: int) -> list[tuple[str, str, float, float]]:
         parts = {
             "CPU path: network (NumPy)": lambda: predict_lut(weights, rgb),
             "CPU path: LUT -> shaper + 3D": lambda: to_lut(table, vertices),
-            "CPU path: grade pixels (numba)": lambda: apply_lut_array(rgb, lut),
+            "CPU path: grade pixels (8-bit kernel)": lambda: apply_lut_array(rgb, lut),
             "CPU path: total": whole,
         }
         for name, function in parts.items():
@@ -161,7 +161,7 @@ def process_rows(repeat: int) -> list[tuple[str, float, float]]:
         }
         for bytecode in (True, False):
             for name, args in jobs.items():
-                run_process(args, folder, bytecode)  # warm-up: numba and bytecode caches
+                run_process(args, folder, bytecode)  # warm-up: kernel and bytecode caches
                 times = [run_process(args, folder, bytecode) for _ in range(repeat)]
                 rows.append((f"{name} ({'.pyc cached' if bytecode else 'no .pyc'})", min(times),
                              statistics.median(times)))

@@ -2,16 +2,17 @@
 
 1. One photo: a 4000x3000 JPEG (quality 92) graded with a 33^3 ``.cube`` as a fresh process, wall time
    and peak resident memory, against ``ffmpeg -i IN -vf lut3d=file=LUT OUT.jpg``. Then where lutgen's
-   time goes: Python's start, each import, the compiled kernel's loading, the ``.cube`` read, decoding,
-   grading and encoding (with EXIF/ICC), timed one after another in a fresh process, and the slowest
-   imports from ``python -X importtime``. (``lutgen infer`` itself overlaps the kernel's loading with the
-   decoding, so its wall time is less than the sum.)
+   time goes: Python's start, each import (llvmlite, for the 8-bit trilinear kernel), the kernel's
+   loading from its disk cache, the ``.cube`` read, decoding, grading and encoding (with EXIF/ICC),
+   timed one after another in a fresh process, and the slowest imports from ``python -X importtime``.
+   (``lutgen infer`` itself overlaps the kernel's loading with the decoding, so its wall time is less
+   than the sum.)
 2. A shoot: ``--photos`` 12-megapixel JPEGs (quality 92, made from the bundled photos) graded into a
    folder by one ``lutgen infer FOLDER -d OUT`` (every core, and ``--jobs 1``), photos per second and
    peak memory, against ffmpeg run once per photo in sequence, the way people script it.
 
 Every row is a fresh process timed from outside; each figure is the best of ``--repeat`` runs, after one
-warm-up run of each (so Numba's kernel cache and Python's bytecode exist, as on a user's machine).
+warm-up run of each (so the kernel caches and Python's bytecode exist, as on a user's machine).
 Run: ``uv run python bench/bench_infer.py [--repeat 3] [--photos 24] [--no-shoot]``.
 """
 
@@ -43,6 +44,8 @@ except SystemExit as exit_:
     if exit_.code:
         raise
 heavy = [m for m in ("torch", "open_clip", "av") if m in sys.modules]
+if "tetrahedral" not in sys.argv:  # 8-bit trilinear grading runs the LLVM kernel, not Numba's
+    heavy += [m for m in ("numba",) if m in sys.modules]
 assert not heavy, f"infer imported {heavy}"
 """
 
@@ -68,11 +71,11 @@ from lutgen.formats import read_lut
 from lutgen.imaging import load_image, save_image
 from lutgen.tasks.infer import infer
 step("import lutgen's infer task")
-import numba
-step("import numba")
+import llvmlite.binding
+step("import llvmlite")
 from lutgen.color import cpu
 cpu.warm_up(numpy.uint8)
-step("load the compiled kernel")
+step("compile/load the 8-bit kernel")
 lut = read_lut(sys.argv[1])
 step("read the .cube")
 image = load_image(sys.argv[2])

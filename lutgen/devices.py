@@ -1,16 +1,30 @@
 """Choosing the torch device: the one place that knows about CUDA, MPS and the CPU.
 
-:func:`check_device_name` validates a ``--device`` value without importing torch, so that a typo
-is reported before any heavy import; :func:`pick_device` turns a valid name into a device.
+:func:`available_cores` counts the cores this process may use (the default of ``--jobs`` and the
+threads of the 8-bit grading kernel). :func:`check_device_name` validates a ``--device`` value without
+importing torch, so that a typo is reported before any heavy import; :func:`pick_device` turns a valid
+name into a device.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 from lutgen.errors import OptionError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def available_cores() -> int:
+    """How many cores this process may run on (its CPU affinity where the system tells it), at least 1."""
+    count = getattr(os, "process_cpu_count", None)  # Python 3.13 and later
+    if count is not None:
+        return count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def check_device_name(name: str, option: str = "--device") -> str:

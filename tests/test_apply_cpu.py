@@ -132,19 +132,23 @@ def test_non_contiguous_input():
     np.testing.assert_array_equal(apply_lut_array(view, lut), apply_lut_array(np.ascontiguousarray(view), lut))
 
 
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 @pytest.mark.parametrize("channels", [3, 4])
-def test_out_receives_the_graded_colours_and_a_fourth_channel_is_left_alone(dtype, channels):
+def test_out_receives_the_graded_colours_and_a_fourth_channel_is_left_alone(dtype, channels, interpolation):
     lut = LUTS["shaper+3d"]
     rng = np.random.default_rng(6)
     top = np.iinfo(dtype).max if np.issubdtype(dtype, np.integer) else 1
     image = (rng.uniform(size=(7, 9, 3)) * top).astype(dtype)
     out = np.full((7, 9, channels), 3, dtype)
-    graded = apply_lut_array(image, lut, "tetrahedral", 0.7, out=out)
-    np.testing.assert_array_equal(graded, apply_lut_array(image, lut, "tetrahedral", 0.7))
+    graded = apply_lut_array(image, lut, interpolation, 0.7, out=out)
+    np.testing.assert_array_equal(graded, apply_lut_array(image, lut, interpolation, 0.7))
     assert graded.shape == image.shape and np.shares_memory(graded, out)
     if channels == 4:
         np.testing.assert_array_equal(out[..., 3], 3)
+    if np.issubdtype(dtype, np.integer):
+        expected = apply_reference_codes(image.reshape(-1, 3), lut, interpolation, 0.7).reshape(image.shape)
+        assert np.abs(graded - expected).max() <= 0.5 + 1e-9
 
 
 def test_bad_out_is_refused():
@@ -187,16 +191,21 @@ def test_integer_output_is_the_rounded_reference(name, interpolation, dtype):
     np.testing.assert_array_equal(out[away], np.round(expected[away]))
 
 
-@pytest.mark.parametrize("size", [33, 80])  # 80 nodes: too large for the 8-bit red-interpolated table
-@pytest.mark.parametrize("strength", [1.0, 0.4])
+@pytest.mark.parametrize("size", [2, 33, 80])  # 80 nodes: too large for the 8-bit red-interpolated table
+@pytest.mark.parametrize("strength", [1.0, 0.4, 0.0, 1.3])
 @pytest.mark.parametrize("parallel", [True, False])
 def test_uint8_trilinear_on_every_table_size_and_strength_is_the_rounded_reference(size, strength, parallel):
     lut = smooth_random_lut(size, np.random.default_rng(size))
     codes = np.random.default_rng(8).integers(0, 256, size=(20000, 3)).astype(np.uint8)
+    codes[:8] = [[0, 0, 0], [255, 255, 255], [0, 255, 0], [255, 0, 255], [1, 254, 128], [128, 1, 254], [7, 7, 7],
+                 [254, 128, 1]]
     out = apply_lut_array(codes, lut, "trilinear", strength, parallel)
     expected = apply_reference_codes(codes, lut, "trilinear", strength)
     away = np.abs(expected - np.floor(expected) - 0.5) > 1e-6
+    assert away.mean() > 0.99
     np.testing.assert_array_equal(out[away], np.round(expected[away]))
+    if strength == 0.0:
+        np.testing.assert_array_equal(out, codes)
 
 
 def test_integer_output_is_clipped():
@@ -229,16 +238,17 @@ def test_identity_returns_the_input(size, interpolation):
         np.testing.assert_array_equal(apply_lut_array(codes, lut, interpolation), codes)
 
 
+@pytest.mark.parametrize("interpolation", INTERPOLATIONS)
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
 @pytest.mark.parametrize("name", LUTS)
-def test_strength_zero_returns_the_input_exactly(name, dtype):
+def test_strength_zero_returns_the_input_exactly(name, dtype, interpolation):
     lut = LUTS[name]
     rng = np.random.default_rng(7)
     if np.issubdtype(dtype, np.integer):
         x = rng.integers(0, np.iinfo(dtype).max + 1, size=(500, 3)).astype(dtype)
     else:
         x = _test_colours(lut, 500, seed=7).astype(dtype)
-    np.testing.assert_array_equal(apply_lut_array(x, lut, "tetrahedral", strength=0.0), x)
+    np.testing.assert_array_equal(apply_lut_array(x, lut, interpolation, strength=0.0), x)
 
 
 @pytest.mark.parametrize("name", LUTS)

@@ -13,14 +13,15 @@ from PIL import Image
 VELVIA = ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube"
 
 
-def test_infer_writes_the_graded_image_without_importing_torch(tmp_path):
+def test_infer_writes_the_graded_image_without_importing_torch_or_numba(tmp_path):
+    """8-bit trilinear grading, the common case, runs the LLVM kernel: no torch, and no Numba either."""
     source = tmp_path / "photo.jpg"
-    Image.open(ROOT / "images" / "coffee.jpg").save(source)
+    Image.open(ROOT / "images" / "coffee.jpg").convert("RGB").save(source)
     probe = (
         "import sys; sys.argv = ['lutgen', *sys.argv[1:]]\n"
         "from lutgen.cli import main\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-        "print('heavy:', sorted(m for m in ('torch', 'open_clip') if m in sys.modules))\n"
+        "print('heavy:', sorted(m for m in ('torch', 'open_clip', 'numba') if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe, "infer", str(VELVIA), str(source), "--output-path", str(tmp_path / "out.jpg")],

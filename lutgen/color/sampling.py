@@ -82,7 +82,7 @@ def _interpolate_3d(x: np.ndarray, table: np.ndarray, domain: np.ndarray, tetrah
 
 def _trilinear(flat, index, frac, strides) -> np.ndarray:
     """Along red on the cell's 4 red edges, then green, then blue: each step ``(1 - f) * a + f * b``, in the
-    order of :func:`lutgen.color.cpu._trilinear_channel`, so that both give the same float64 bits."""
+    order of :func:`lutgen.color.cpu_numba._trilinear_channel`, so that both give the same float64 bits."""
     r, g, b = strides
     keep = 1.0 - frac
 

@@ -4,9 +4,8 @@
 (read it, work on it, write the target atomically). With ``jobs`` 1 the files go one after another in
 the calling thread. With more, ``jobs`` worker threads each take the next file, so that one file is
 decoded while another is graded and a third encoded: Pillow and OpenCV release the GIL while they
-decode and encode, and lutgen's compiled kernels run without it (``nogil``). At most ``jobs`` files
-are in progress at once, which bounds the memory: about ``jobs`` decoded images and their graded
-copies.
+decode and encode, and lutgen's compiled kernels run without it. At most ``jobs`` files are in
+progress at once, which bounds the memory: about ``jobs`` decoded images and their graded copies.
 
 What the caller sees does not depend on ``jobs``: the same files written under the same names, the
 result listed in the order of the pairs, a file that the per-file function skips (:class:`FileSkipped`,
@@ -18,11 +17,11 @@ written atomically, none is left half-written.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lutgen.devices import available_cores
 from lutgen.errors import LutgenError, OptionError
 
 
@@ -47,17 +46,6 @@ class BatchResult:
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
-
-
-def available_cores() -> int:
-    """How many cores this process may run on (its CPU affinity where the system tells it), at least 1."""
-    count = getattr(os, "process_cpu_count", None)  # Python 3.13 and later
-    if count is not None:
-        return count() or 1
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def check_jobs(jobs: int | None) -> int:

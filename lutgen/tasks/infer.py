@@ -91,9 +91,11 @@ def _resolved_device(device: str) -> str:
 def _load_kernels_meanwhile(interpolation: str, parallel: bool) -> None:
     """Load the compiled kernel for 8-bit images in a background thread while the caller reads the images.
 
-    Importing Numba and loading the kernel from its cache take about as long as decoding a 12-megapixel
-    JPEG, which runs without the GIL; done side by side, one hides the other. The first grading call
-    waits for the loading (Numba's and Python's import locks), or loads what else it needs itself.
+    Trilinear grading imports llvmlite and loads its kernel from the disk cache (a few hundredths of a
+    second); tetrahedral grading imports Numba and loads its kernel, about as long as decoding a
+    12-megapixel JPEG. Decoding runs without the GIL, so done side by side one hides the other. The
+    first grading call waits for the loading (the kernel's lock, Numba's and Python's import locks), or
+    loads what else it needs itself.
     """
 
     def load() -> None:
