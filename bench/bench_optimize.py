@@ -52,11 +52,13 @@ step to ``ours`` in one run (5 rounds, machine busy; goal: at most 15 %).
 
 Whole ``optimize`` (5 steps): 1365 MB at auto (float32; 2038 MB before the image tower was read
 lazily, the text tower released and the weights streamed), 1181 to 1237 MB at bf16 (2068 MB before);
-1300 to 1320 MB at auto since open_clip is imported without timm for ViT-B-32. About 730 MB of it is
-importing torch (537 MB, of which 166 MB are the CUDA libraries of the CUDA build, resident even on a
-CPU) and open_clip (about 190 MB, of which torch._dynamo, imported by torchvision.ops and again by
-torch.optim, 121 MB), and about 115 MB is torch's own interpreter teardown at exit (``python -c
-"import torch"`` peaks at 668 MB, 550 MB before it exits).
+1300 to 1320 MB at auto since open_clip is imported without timm for ViT-B-32; 1168 to 1190 MB at auto
+(1021 to 1030 MB at bf16) since torch's compiler and SymPy are not imported (lutgen's own Adam, a
+stand-in ``torch._dynamo`` while torchvision is imported, skeletons built without initial values).
+Steps at auto in that run: 0.413 s (1.65x naive, 0.682 s), and 8.8 % more with the evidence. About
+600 MB of the peak is importing torch (537 MB, of which 166 MB are the CUDA libraries of the CUDA
+build, resident even on a CPU) and open_clip; 350 MB the image tower's weights; about 170 MB one
+step's activations of 4 views.
 
 Random weights produce denormal numbers that slow the CPU, so denormals are flushed for every
 method. The ``earlier tool`` column divides figures recorded for an earlier text-to-LUT tool on this
