@@ -19,6 +19,11 @@ def invert(
         False, "--clamp", help="Map colours the LUT never produces to the input of the nearest colour it does "
         "produce, inside the domain [default: continue the inverse smoothly, values may leave the domain]."
     ),
+    shaper: bool = typer.Option(
+        False, "--shaper", help="Write a 1D shaper before the 3D table, crowding its nodes towards 0 and 1 of "
+        "each channel, where looks crush saturated colours (.cube, .csp or .clf; some applications, ffmpeg "
+        "among them, cannot read a .cube with a shaper)."
+    ),
 ) -> None:
     """Write the LUT that undoes LUT_FILE, with the round-trip error; refuse a LUT that cannot be undone.
 
@@ -27,7 +32,7 @@ def invert(
     """
     from lutgen.tasks.invert import invert as run_invert
 
-    result = run_invert(lut_file, output, size, interpolation, not clamp)
+    result = run_invert(lut_file, output, size, interpolation, not clamp, shaper)
     typer.echo(f"wrote {output}: inverse at {result.lut.size}^3 nodes, "
                f"{100 * result.unreachable_share:.1f}% of them out of the LUT's reach "
                f"({'clamped to the nearest' if clamp else 'continued'})")
@@ -35,4 +40,5 @@ def invert(
     if result.squeezed_share >= 0.01:
         typer.echo(f"warning: {100 * result.squeezed_share:.0f}% of the LUT's cells squeeze colours 20 times or more; "
                    "no lattice follows the inverse there, so colours from those cells come back only "
-                   "approximately", err=True)
+                   f"approximately{'' if shaper else ' (--shaper puts more of its nodes where looks squeeze)'}",
+                   err=True)

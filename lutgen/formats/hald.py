@@ -29,6 +29,8 @@ LEVELS = range(2, 17)
 """The Hald levels read and written: side 8 (level 2) to 4096 pixels (level 16, a 256^3 cube)."""
 BIT_DEPTHS = (8, 16)
 DEFAULT_BIT_DEPTH = 16
+CAPABILITIES = {"shaper": False}
+"""A shaper and a 3D table cannot both be held: the writer samples the whole LUT on one lattice."""
 DEFAULT_1D_LEVEL = 8
 """The level a 1D-only LUT is sampled at (a 64^3 cube)."""
 _SIDES = {level**3: level for level in LEVELS}

@@ -45,6 +45,8 @@ from lutgen.lut import LUT, MAX_1D_SIZE, MAX_3D_SIZE, MIN_3D_SIZE, Shaper
 FLAVOURS = ("lustre", "nuke")
 BIT_DEPTHS = (10, 12, 16)
 DEFAULT_FLAVOUR, DEFAULT_BIT_DEPTH = "lustre", 12
+CAPABILITIES = {"shaper": False}
+"""A shaper and a 3D table cannot both be held: the writer samples the whole LUT on one lattice."""
 DEFAULT_1D_SIZE = 33
 """The lattice a 1D-only LUT is sampled on when written (OpenColorIO's Lustre default)."""
 MESH_BITS = 10

@@ -10,6 +10,12 @@ produces, inside the domain. Measured on 8-bit photos (the bundled images shrunk
 inverse (33^3) of a smooth invertible 17^3 LUT combined with it gives the identity to 0 code values
 when extended and to 3 when clamped.
 
+With ``shaper``, the inverse is a 1D shaper and a 3D table whose nodes crowd towards 0 and 1 of each
+channel (:func:`stretching_shaper`): looks that crush saturated colours do it there, where one channel
+nears 0 or 1, and squeeze many inputs into a thin layer that a regular lattice cannot follow. On the
+bundled Velvia (16% of its cells squeeze colours 20 times or more), the 65^3 inverse then ``combine``
+keeps 98.8-100% of the pixels of ten bundled photos within 1 code value, against 56-100% without.
+
 A LUT that cannot be inverted is refused in one sentence: a channel that falls along the grey axis
 or along its own input by more than one 8-bit code value, or a LUT that collapses colours (the
 Jacobian's determinant near zero over most of the table, as in a black-and-white look).
@@ -27,8 +33,8 @@ from lutgen.color.sampling import Difference, check_interpolation, compare, dens
 from lutgen.errors import LutgenError, OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import format_module, read_lut, write_lut
-from lutgen.tasks.convert import write_options
-from lutgen.lut import LUT, grid
+from lutgen.tasks.convert import capabilities, write_options
+from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
 from lutgen.tasks.health import cell_determinants, channel_reversal, neutral_reversal, node_lattice
 
 REVERSAL_TOLERANCE = 1.0 / 255
@@ -60,6 +66,26 @@ REACHED = 1e-26
 """A squared residual below this counts as reaching the target colour."""
 SEED_SAMPLES = 65
 """Nodes per axis of the forward samples the starting points are taken from."""
+SHAPER_SAMPLES = 4096
+"""Entries of the shaper of a stretched inverse (:func:`stretching_shaper`)."""
+
+
+def stretched_nodes(size: int) -> np.ndarray:
+    """``(size,)`` positions in ``[0, 1]`` crowding towards both ends: ``smoothstep(k / (size - 1))``.
+
+    The spacing is 0 at the ends (the first node after 0 sits at ``3 / (size - 1)^2``) and 1.5 times
+    the even spacing in the middle.
+    """
+    u = np.linspace(0.0, 1.0, size)
+    return u * u * (3.0 - 2.0 * u)
+
+
+def stretching_shaper(domain: np.ndarray, samples: int = SHAPER_SAMPLES) -> Shaper:
+    """The shaper that sends a colour in ``domain`` to its position among :func:`stretched_nodes`: the inverse
+    of ``smoothstep``, ``(samples, 3)`` values in ``[0, 1]`` at even steps over ``domain``."""
+    t = np.linspace(0.0, 1.0, samples)
+    u = 0.5 - np.sin(np.arcsin(1.0 - 2.0 * t) / 3.0)  # the root in [0, 1] of 3u^2 - 2u^3 = t
+    return Shaper(np.repeat(u[:, None], 3, axis=1), domain)
 
 
 @dataclass(frozen=True)
@@ -196,26 +222,41 @@ def _refine(lut: LUT, x: np.ndarray, targets: np.ndarray, interpolation: str, ex
     return x, cost
 
 
-def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool = True) -> tuple[LUT, float]:
-    """``(inverse LUT, unreachable share)``: a ``size``^3 table over the LUT's input domain.
+def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool = True,
+            shaper: bool = False) -> tuple[LUT, float]:
+    """``(inverse LUT, unreachable share)``: a ``size``^3 table over the LUT's input domain, or with ``shaper``
+    a :func:`stretching_shaper` over that domain and a table at the :func:`stretched_nodes`.
 
     The unreachable share is that of nodes whose colour the LUT comes no nearer to than half an 8-bit
     code value; they hold the input of the nearest reachable colour, or with ``extend`` the linear
     continuation of the inverse (see :func:`solve_inputs`).
     """
     domain = lut.input_domain
-    targets = grid(size, domain).reshape(-1, 3)
+    if shaper:
+        targets = domain[0] + (domain[1] - domain[0]) * _lattice(stretched_nodes(size))
+    else:
+        targets = grid(size, domain).reshape(-1, 3)
     x = np.concatenate([solve_inputs(lut, targets[i:i + SOLVE_CHUNK], interpolation, extend)
                         for i in range(0, targets.shape[0], SOLVE_CHUNK)])
     lo, hi = domain
     miss = np.abs(evaluate(lut, np.clip(x, lo, hi), interpolation) - targets).max(axis=1)
     title = f"inverse of {lut.title}" if lut.title else None
-    return LUT(x.reshape(size, size, size, 3), domain, title=title), float(np.mean(miss > 0.5 / 255))
+    table = x.reshape(size, size, size, 3)
+    result = LUT(table, UNIT_DOMAIN, shaper=stretching_shaper(domain), title=title) if shaper else \
+        LUT(table, domain, title=title)
+    return result, float(np.mean(miss > 0.5 / 255))
+
+
+def _lattice(nodes: np.ndarray) -> np.ndarray:
+    """Every colour of the lattice with ``nodes`` on each axis, ``(N^3, 3)``, red fastest (as :func:`grid`)."""
+    b, g, r = np.meshgrid(nodes, nodes, nodes, indexing="ij")
+    return np.stack([r, g, b], axis=-1).reshape(-1, 3)
 
 
 def invert(source: Path, output: Path, size: int | None = None, interpolation: str = "trilinear",
-           extend: bool = True) -> Inverted:
-    """Read ``source``, refuse it if it cannot be inverted, write its inverse to ``output``.
+           extend: bool = True, shaper: bool = False) -> Inverted:
+    """Read ``source``, refuse it if it cannot be inverted, write its inverse to ``output`` (with ``shaper``,
+    a stretching shaper and a table at its nodes; see :func:`inverse`).
 
     The default ``size`` is the source's, at least 33 and at most :data:`LARGEST_SIZE`.
 
@@ -226,6 +267,9 @@ def invert(source: Path, output: Path, size: int | None = None, interpolation: s
     check_interpolation(interpolation)
     if size is not None and not 2 <= size <= LARGEST_SIZE:
         raise OptionError(f"--size must be from 2 to {LARGEST_SIZE} for an inverse, not {size}")
+    if shaper and not capabilities(format_module(output, "write"))["shaper"]:
+        raise OptionError(f"--shaper needs an output format that holds a 1D shaper (.cube, .csp or .clf), "
+                          f"not '{output.suffix}'")
     lut = read_lut(source)
     ensure_not_input(output, [source])
     with np.errstate(all="ignore"):
@@ -233,7 +277,7 @@ def invert(source: Path, output: Path, size: int | None = None, interpolation: s
         if reason is not None:
             raise LutgenError(f"cannot invert {source}: {reason}")
         size = min(max(lut.size, LEAST_DEFAULT_SIZE), LARGEST_SIZE) if size is None else size
-        inv, unreachable = inverse(lut, size, interpolation, extend)
+        inv, unreachable = inverse(lut, size, interpolation, extend, shaper)
         x = dense_sample(lut.input_domain, 1 << 16)
         round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
         squeezed = float(np.mean(np.abs(cell_determinants(*node_lattice(lut))) < SQUEEZED_DETERMINANT))
