@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,6 +20,26 @@ def run_lutgen(*args, cwd=None, env=None, timeout: int = 300) -> subprocess.Comp
         [sys.executable, str(ROOT / "main.py"), *map(str, args)],
         capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
     )
+
+
+STACKS_ON_ABORT = {"PYTHONFAULTHANDLER": "1"}
+"""Environment for a child that :func:`output_after_signal` may abort: Python then prints every thread's stack."""
+
+
+def output_after_signal(process: subprocess.Popen, timeout: int = 60) -> tuple[str, str]:
+    """``(stdout, stderr)`` of ``process`` once it exits after a signal; if it has not exited within ``timeout``
+    seconds, abort it and fail the test with every thread's stack (when started with :data:`STACKS_ON_ABORT`),
+    so that a hang shows where it is."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+        pytest.fail(f"no exit {timeout} s after the signal; the process's threads:\n{stderr[-8000:]}")
 
 
 def only_line(stderr: str) -> str:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
-from cli_runner import ROOT, one_sentence_error, run_lutgen
+from cli_runner import ROOT, STACKS_ON_ABORT, one_sentence_error, output_after_signal, run_lutgen
 from PIL import Image
 
 VELVIA = ROOT / "lutgen" / "data" / "luts" / "fuji_velvia_50.cube"
@@ -129,14 +129,14 @@ def test_a_signal_during_infer_keeps_finished_images_and_leaves_no_partial_file(
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "infer", str(VELVIA), str(photos), "-d", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **STACKS_ON_ABORT},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.exists() and any(out.glob("p*.png"))):
         time.sleep(0.01)
     process.send_signal(signal_number)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = output_after_signal(process)
     assert process.returncode == exit_code, stderr
     assert "Traceback" not in stderr
     last = stderr.replace("\r", "\n").strip().splitlines()[-1]  # after the progress bar

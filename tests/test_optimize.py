@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from cli_runner import OPTIMIZE_IMPORTS_PROBE, one_sentence_error, only_line, run_lutgen
+from cli_runner import (OPTIMIZE_IMPORTS_PROBE, STACKS_ON_ABORT, one_sentence_error, only_line,
+                        output_after_signal, run_lutgen)
 from PIL import Image
 
 from lutgen.color.torch_ops import apply_lut_reproducible, identity_table
@@ -469,7 +470,7 @@ def test_cli_ctrl_c_or_sigterm_writes_the_lut_so_far(tiny_clip_model, training_f
         [sys.executable, str(ROOT / "main.py"), "optimize", "--prompt", "vintage film", "--image-folder",
          str(training_folder), "--steps", "1000", "--log-interval", "1", "--log-dir", str(log_dir),
          "--output-path", str(out), "--clip-model", tiny_clip_model, "--device", "cpu"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path, **STACKS_ON_ABORT), cwd=tmp_path,
     )
     try:
         deadline = time.monotonic() + 240
@@ -478,7 +479,7 @@ def test_cli_ctrl_c_or_sigterm_writes_the_lut_so_far(tiny_clip_model, training_f
             assert time.monotonic() < deadline, "the optimisation never started"
             time.sleep(0.2)
         process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=60)
+        stdout, stderr = output_after_signal(process)
     finally:
         if process.poll() is None:
             process.kill()
