@@ -173,8 +173,6 @@ def _check_out(out: np.ndarray, pixels: np.ndarray) -> None:
         raise ValueError("out must not overlap the pixels being graded")
 
 
-
-
 def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, strength: float,
                 parallel: bool) -> None:
     """Fill ``out`` ``(P, 3)`` (or the first 3 channels of ``(P, 4)``) with ``lut`` applied to ``flat`` ``(P, 3)``.

@@ -34,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from lutgen.devices import available_cores
+from lutgen.errors import LutgenError
+from lutgen.fileio import atomic_write_bytes
 
 CODES = 256
 """Code values of an 8-bit channel."""
@@ -399,17 +401,11 @@ def _read(path: Path | None) -> bytes | None:
 
 
 def _write(path: Path | None, code: bytes) -> None:
-    """Keep ``code`` in ``path`` (see :func:`_read`), atomically: written to a temporary file renamed over it.
+    """Keep ``code`` in ``path`` (see :func:`_read`), atomically (:func:`lutgen.fileio.atomic_write_bytes`).
 
     Failing to write only costs the next process the compilation.
     """
     if path is None:
         return
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(hashlib.sha256(code).digest() + code)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+    with contextlib.suppress(OSError, LutgenError):
+        atomic_write_bytes(path, hashlib.sha256(code).digest() + code)

@@ -100,15 +100,18 @@ class Inverted:
     squeezed_share: float = 0.0
 
 
-def why_not_invertible(lut: LUT) -> str | None:
-    """Why ``lut`` cannot be inverted, as the end of a sentence, or ``None`` if it can be."""
+def why_not_invertible(lut: LUT, determinants: np.ndarray | None = None) -> str | None:
+    """Why ``lut`` cannot be inverted, as the end of a sentence, or ``None`` if it can be.
+
+    ``determinants``: its cells' :func:`~lutgen.tasks.health.cell_determinants`, when the caller has them.
+    """
     if lut.table is None:
         return "it is a 1D LUT; invert works on 3D LUTs"
     if not np.all(np.abs(lut.table) < LARGEST_VALUE) or (
             lut.shaper is not None and not np.all(np.abs(lut.shaper.table) < LARGEST_VALUE)):
         return f"its values are not all finite numbers below {LARGEST_VALUE:g} in size"
     inputs, outputs = node_lattice(lut)
-    det = cell_determinants(inputs, outputs)
+    det = cell_determinants(inputs, outputs) if determinants is None else determinants
     collapsed = float(np.mean(np.abs(det) < COLLAPSED_DETERMINANT))
     if collapsed > COLLAPSED_SHARE:
         return (f"it collapses colours: the Jacobian's determinant is near zero in {100 * collapsed:.0f}% of its "
@@ -273,13 +276,14 @@ def invert(source: Path, output: Path, size: int | None = None, interpolation: s
     lut = read_lut(source)
     ensure_not_input(output, [source])
     with np.errstate(all="ignore"):
-        reason = why_not_invertible(lut)
+        det = cell_determinants(*node_lattice(lut)) if lut.table is not None else None
+        reason = why_not_invertible(lut, det)
         if reason is not None:
             raise LutgenError(f"cannot invert {source}: {reason}")
         size = min(max(lut.size, LEAST_DEFAULT_SIZE), LARGEST_SIZE) if size is None else size
         inv, unreachable = inverse(lut, size, interpolation, extend, shaper)
         x = dense_sample(lut.input_domain, 1 << 16)
         round_trip = compare(evaluate(inv, evaluate(lut, x, interpolation), interpolation), x)
-        squeezed = float(np.mean(np.abs(cell_determinants(*node_lattice(lut))) < SQUEEZED_DETERMINANT))
+        squeezed = float(np.mean(np.abs(det) < SQUEEZED_DETERMINANT))
     write_lut(inv, output, **write_options(format_module(output, 'write'), inv))
     return Inverted(inv, round_trip, unreachable, squeezed)
