@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 from cli_runner import ROOT, one_sentence_error, run_lutgen
+from lutgen import interrupts
 from lutgen.errors import LutgenError, OptionError
 from lutgen.formats import write_lut
 from lutgen.imaging import load_image
@@ -164,6 +166,33 @@ def test_run_batch_stops_on_another_error_after_finishing_the_files_in_progress(
         run_batch(pairs, process_one, jobs=2)
     assert tmp_path / "in0" in finished  # the file in progress was finished
     assert len(started) <= 3  # and no more than one new file was started meanwhile
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_is_raised_between_the_pools_steps_never_inside_its_locks(tmp_path, signum):
+    """Raised inside ``threading``'s waiting, Ctrl-C could leave a lock held and a worker blocked on it for good
+    (a folder run once hung so in CI); the batch holds the signal until the main thread is out of the pool."""
+    pairs = [(tmp_path / f"in{i}", tmp_path / f"out{i}") for i in range(12)]
+    started = []
+
+    def process_one(source: Path, target: Path) -> None:
+        started.append(source)
+        if source == pairs[2][0]:
+            os.kill(os.getpid(), signum)  # reaches the main thread while it waits for the workers
+        time.sleep(0.05)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupts.install()
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            run_batch(pairs, process_one, jobs=2)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    frames = [entry.path for entry in raised.traceback]
+    assert not [path for path in frames if "threading" in str(path) or "concurrent" in str(path)], frames
+    assert len(started) <= 4  # the file that sent it, the one beside it, and at most one started meanwhile
+    assert all(not thread.name.startswith("lutgen-batch") for thread in threading.enumerate())
 
 
 def test_sigterm_mid_run_leaves_only_complete_files(tmp_path):

@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lutgen import interrupts
 from lutgen.devices import available_cores
 from lutgen.errors import LutgenError
 from lutgen.fileio import atomic_write_bytes
@@ -105,11 +106,12 @@ def grade_red_lerped(pixels: np.ndarray, out: np.ndarray, rt: np.ndarray, rows: 
             run(first, stop)
 
     threads = [threading.Thread(target=work, name="lutgen-grade") for _ in range(min(cores, len(runs)) - 1)]
-    for thread in threads:
-        thread.start()
-    work()
-    for thread in threads:
-        thread.join()
+    with interrupts.held():  # Ctrl-C raised while ``taking`` is held would block the other threads for good
+        for thread in threads:
+            thread.start()
+        work()
+        for thread in threads:
+            thread.join()
 
 
 def _chunks(count: int, parts: int) -> list[tuple[int, int]]:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lutgen import interrupts
 from lutgen.devices import available_cores
 from lutgen.errors import LutgenError, OptionError
 
@@ -105,8 +106,11 @@ def _run_in_threads(pairs: Sequence[Pair], process_one: ProcessOne, jobs: int,
                     progress: Progress) -> list[str | None]:
     """Every pair on ``jobs`` worker threads, at most ``jobs`` at once; outcomes in the order of ``pairs``.
 
-    The main thread only hands out files and waits, so Ctrl-C and SIGTERM (whose handlers Python runs in
-    the main thread) reach it at once; it then starts no new file and waits for the running ones.
+    The main thread only hands out files and waits; Ctrl-C and SIGTERM (whose handlers Python runs in the
+    main thread) are held while it waits on, or hands work to, the thread pool, and raised between two
+    such steps; it then starts no new file and waits for the running ones. Raised inside the pool's
+    waiting, an interruption could leave one of ``threading``'s locks held (or released twice) and a
+    worker blocked on it for good, so that the run never ended.
     """
     import concurrent.futures as futures  # here: one image never needs it
 
@@ -117,21 +121,27 @@ def _run_in_threads(pairs: Sequence[Pair], process_one: ProcessOne, jobs: int,
     running: dict = {}  # Future -> index of its pair
     pool = futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lutgen-batch")
     try:
-        for _ in range(jobs):
-            _start_next(pool, upcoming, running, process_one)
-        while running:
-            done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-            for future in done:
-                outcomes[running.pop(future)] = future.result()
-                next(ticks, None)
+        with interrupts.held():
+            for _ in range(jobs):
                 _start_next(pool, upcoming, running, process_one)
+        while running:
+            with interrupts.held():
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    outcomes[running.pop(future)] = future.result()
+                    next(ticks, None)
+            # an interruption that arrived meanwhile is raised here, before another file is started
+            with interrupts.held():
+                for _ in done:
+                    _start_next(pool, upcoming, running, process_one)
     finally:
         # Normally nothing is left; after an interruption or an unexpected error the files in progress
         # are finished (their writes are atomic) and the others are never started.
-        pool.shutdown(wait=True, cancel_futures=True)
-        close = getattr(ticks, "close", None)  # a generator (tqdm's): its bar is closed now, not when collected
-        if close is not None:
-            close()
+        with interrupts.held():
+            pool.shutdown(wait=True, cancel_futures=True)
+            close = getattr(ticks, "close", None)  # a generator (tqdm's): its bar is closed now, not when collected
+            if close is not None:
+                close()
     return outcomes
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from lutgen import interrupts
 from lutgen.errors import ImageError, LutgenError
 from lutgen.fileio import atomic_path
 from lutgen.video.codecs import Family, check_available, family_for_input
@@ -123,7 +124,8 @@ def _give(items: queue.Queue, item, stop: threading.Event, consumer: threading.T
     """Put ``item`` once there is room; ``False`` if ``stop`` is set (or ``consumer`` ended) meanwhile."""
     while not stop.is_set() and (consumer is None or consumer.is_alive()):
         try:
-            items.put(item, timeout=_WAIT)
+            with interrupts.held():  # see _take
+                items.put(item, timeout=_WAIT)
             return True
         except queue.Full:
             continue
@@ -134,7 +136,10 @@ def _take(items: queue.Queue, stop: threading.Event, producer: threading.Thread)
     """The next item, or :data:`_END` once ``producer`` has ended and left nothing (or ``stop`` is set)."""
     while not stop.is_set():
         try:
-            return items.get(timeout=_WAIT)
+            # Ctrl-C raised inside the queue's waiting could leave its lock held and the other step blocked
+            # on it for good; held, it is raised once the queue is let go (at most _WAIT later).
+            with interrupts.held():
+                return items.get(timeout=_WAIT)
         except queue.Empty:
             if not producer.is_alive() and items.empty():
                 return _END
@@ -172,9 +177,10 @@ def _run(source: VideoSource, sink: VideoSink, grade: FrameGrader, bar) -> int:
             if step.error is not None:
                 raise step.error
     finally:
-        stop.set()
-        reader.join()
-        writer.join()
+        with interrupts.held():
+            stop.set()
+            reader.join()
+            writer.join()
     if frames == 0:
         raise LutgenError(f"cannot read {source.path}: its video stream has no frames that can be decoded")
     return frames
