@@ -310,6 +310,37 @@ def test_solved_inputs_reach_the_colours_the_lut_produces():
     np.testing.assert_allclose(evaluate(lut, np.clip(solved, 0, 1)), y, rtol=0, atol=1e-6)
 
 
+def test_nodes_beyond_the_gamut_are_refitted_to_send_the_colours_at_its_edge_back(monkeypatch):
+    """Velvia squeezes colours against the edge of its gamut, where the linear continuation follows it badly;
+    the refit leaves every reached node as it is and about halves the summed squared round-trip error of the
+    colours it produces in the cells at that edge (random inputs, not the grid it was fitted to). Only
+    trilinear, extended inverses are refitted."""
+    lut = read_lut(VELVIA)
+    fitted, unreachable = inverse(lut, 17)
+    fitted_tetrahedral, _ = inverse(lut, 17, "tetrahedral")
+    clamped, _ = inverse(lut, 17, extend=False)
+    monkeypatch.setattr(invert_task, "fit_gamut_edge", lambda lut, inv, unreachable: inv)
+    continued, _ = inverse(lut, 17)
+    np.testing.assert_array_equal(inverse(lut, 17, "tetrahedral")[0].table, fitted_tetrahedral.table)
+    np.testing.assert_array_equal(inverse(lut, 17, extend=False)[0].table, clamped.table)
+
+    reached = np.abs(evaluate(lut, np.clip(continued.table, 0, 1)) - grid(17)).max(axis=-1) <= 0.5 / 255
+    assert 0.3 < unreachable < 0.9 and reached.mean() == pytest.approx(1 - unreachable, abs=1e-9)
+    np.testing.assert_array_equal(fitted.table[reached], continued.table[reached])
+    assert np.any(fitted.table[~reached] != continued.table[~reached])
+    x = random_colours(200_000, np.random.default_rng(3), lut.input_domain, margin=0)
+    y = evaluate(lut, x)
+    cell = np.clip((y * 16).astype(int), 0, 15)  # the cell of the inverse each colour falls in
+    at_edge = np.zeros(len(x), bool)
+    for corner in np.ndindex(2, 2, 2):
+        r, g, b = (cell + corner).T
+        at_edge |= ~reached[b, g, r]
+    assert 0.05 < at_edge.mean() < 0.95
+    errors = [np.sum((evaluate(inv, y[at_edge]) - x[at_edge]) ** 2) for inv in (fitted, continued)]
+    assert errors[0] < 0.6 * errors[1], errors  # 0.48 here
+    np.testing.assert_array_equal(evaluate(fitted, y[~at_edge]), evaluate(continued, y[~at_edge]))
+
+
 def test_clamped_inverse_stays_in_the_domain_and_is_worse_at_the_gamut_edge():
     lut = smooth_invertible_lut()
     clamped, _ = inverse(lut, 17, extend=False)

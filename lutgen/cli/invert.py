@@ -27,8 +27,9 @@ def invert(
 ) -> None:
     """Write the LUT that undoes LUT_FILE, with the round-trip error; refuse a LUT that cannot be undone.
 
-    Colours the LUT never produces get the inverse continued smoothly beyond the LUT's domain (or,
-    with --clamp, the input of the nearest colour it does produce).
+    Colours the LUT never produces get the inverse continued smoothly beyond the LUT's domain, fitted at
+    the edge of its gamut so that the colours it does produce come back (or, with --clamp, the input of
+    the nearest colour it does produce).
     """
     from lutgen.tasks.invert import invert as run_invert
 

@@ -6,18 +6,19 @@ and is refined by damped Gauss-Newton steps on the interpolated LUT. A colour th
 gets, by default, the inverse continued smoothly beyond the LUT's domain (the LUT extended linearly
 past its faces), so that cells of the inverse straddling the edge of the LUT's gamut still interpolate
 the colours it does produce well; or, with ``extend=False``, the input of the nearest colour it
-produces, inside the domain. Measured on 8-bit photos (the bundled images shrunk 8 times), the
-inverse (33^3) of a smooth invertible 17^3 LUT combined with it gives the identity to 0 code values
-when extended and to 3 when clamped.
+produces, inside the domain. With trilinear interpolation the nodes beyond the gamut are then refitted
+(:func:`fit_gamut_edge`) so that those cells send the colours the LUT produces back to their inputs.
+Measured on 8-bit photos (the bundled images shrunk 8 times), the inverse (33^3) of a smooth invertible
+17^3 LUT combined with it gives the identity to 0 code values when extended and to 3 when clamped.
 
 With ``shaper``, the inverse is a 1D shaper and a 3D table whose nodes crowd towards 0 and 1 of each
 channel (:func:`stretching_curve`): looks that crush saturated colours do it there, where one channel
 nears 0 or 1, and squeeze many inputs into a thin layer that a regular lattice cannot follow. On the
 bundled Velvia (16% of its cells squeeze colours 20 times or more), the 65^3 inverse then ``combine``
-keeps 97.7-100% of the pixels of the 23 colour photos of ``images/`` (shrunk 4 times) within 1 code
-value, every pixel on 14 of them, against 58.9-100% without. What is left lies at the edge of the
+keeps 97.9-100% of the pixels of the 23 colour photos of ``images/`` (shrunk 4 times) within 1 code
+value, every pixel on 15 of them, against 63.8-100% without. What is left lies at the edge of the
 colours Velvia produces, where it nearly folds some onto others (greens whose blue is near 0; a few it
-does fold, which no inverse can undo).
+does fold onto others, and an inverse can return only one of them).
 
 A LUT that cannot be inverted is refused in one sentence: a channel that falls along the grey axis
 or along its own input by more than one 8-bit code value, or a LUT that collapses colours (the
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import cg
 from scipy.spatial import cKDTree
 
 from lutgen.color.sampling import Difference, check_interpolation, compare, dense_sample, evaluate
@@ -38,6 +41,7 @@ from lutgen.fileio import ensure_not_input
 from lutgen.formats import format_module, read_lut, write_lut
 from lutgen.tasks.convert import capabilities, write_options
 from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
+from lutgen.optim.lattice_fit import interpolation_matrix, trilinear_corners
 from lutgen.tasks.health import cell_determinants, channel_reversal, neutral_reversal, node_lattice
 
 REVERSAL_TOLERANCE = 1.0 / 255
@@ -75,6 +79,10 @@ CRUSH_SHARE = 0.2
 """Share of the stretching curve that crowds nodes geometrically at both ends (:func:`stretching_curve`)."""
 CRUSH_SCALE = 1e-4
 """Distance from 0 or 1 (0.026 of an 8-bit code value) below which that crowding stops growing."""
+EDGE_SAMPLES = 129
+"""Forward samples per axis (the centres of a regular grid) that the nodes beyond the gamut are fitted to."""
+EDGE_ANCHOR = 0.1
+"""Pull of those nodes towards the linear continuation, relative to the mean weight the samples give one."""
 
 
 def stretching_curve(t: np.ndarray) -> np.ndarray:
@@ -254,7 +262,8 @@ def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool 
 
     The unreachable share is that of nodes whose colour the LUT comes no nearer to than half an 8-bit
     code value; they hold the input of the nearest reachable colour, or with ``extend`` the linear
-    continuation of the inverse (see :func:`solve_inputs`).
+    continuation of the inverse (see :func:`solve_inputs`), refitted at the gamut's edge for trilinear
+    interpolation (:func:`fit_gamut_edge`).
     """
     domain = lut.input_domain
     if shaper:
@@ -264,12 +273,51 @@ def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool 
     x = np.concatenate([solve_inputs(lut, targets[i:i + SOLVE_CHUNK], interpolation, extend)
                         for i in range(0, targets.shape[0], SOLVE_CHUNK)])
     lo, hi = domain
-    miss = np.abs(evaluate(lut, np.clip(x, lo, hi), interpolation) - targets).max(axis=1)
+    unreachable = np.abs(evaluate(lut, np.clip(x, lo, hi), interpolation) - targets).max(axis=1) > 0.5 / 255
     title = f"inverse of {lut.title}" if lut.title else None
     table = x.reshape(size, size, size, 3)
     result = LUT(table, UNIT_DOMAIN, shaper=stretching_shaper(domain), title=title) if shaper else \
         LUT(table, domain, title=title)
-    return result, float(np.mean(miss > 0.5 / 255))
+    if extend and interpolation == "trilinear" and unreachable.any():
+        result = fit_gamut_edge(lut, result, unreachable)
+    return result, float(np.mean(unreachable))
+
+
+def fit_gamut_edge(lut: LUT, inv: LUT, unreachable: np.ndarray) -> LUT:
+    """``inv`` with the nodes that ``lut`` does not reach refitted to the colours it does produce.
+
+    A cell of the inverse that straddles the edge of the LUT's gamut mixes exact nodes with nodes whose
+    colour the LUT never produces: these matter only through the colours inside the cell that it does
+    produce. The linear continuation they start from follows a look badly where it squeezes colours
+    against the edge of its gamut. Here they are chosen by least squares so that trilinear interpolation
+    of ``inv`` sends ``lut(x)`` back to ``x`` for the forward samples ``x`` (:data:`EDGE_SAMPLES`^3, the
+    centres of a regular grid over the input domain) whose colour falls in such a cell, pulled towards
+    the continuation (:data:`EDGE_ANCHOR`); a node no sample's cell touches keeps it, and the reached
+    nodes are not changed.
+
+    ``unreachable``: ``(N^3,)`` bool over the flat nodes of ``inv.table`` (red fastest).
+    """
+    n, m = inv.size, EDGE_SAMPLES
+    lo, hi = lut.input_domain
+    x = lo + (hi - lo) * ((grid(m).reshape(-1, 3) * (m - 1) + 0.5) / m)
+    y = evaluate(lut, x)
+    shaped = evaluate(LUT(None, shaper=inv.shaper), y) if inv.shaper is not None else y
+    corners, weights = trilinear_corners((shaped - inv.domain[0]) / (inv.domain[1] - inv.domain[0]), n)
+    near = unreachable[corners].any(axis=1)
+    rows = interpolation_matrix(corners[near], weights[near], n).tocsc()
+    table = inv.table.reshape(-1, 3).copy()
+    free = np.flatnonzero(unreachable)
+    target = x[near] - rows[:, np.flatnonzero(~unreachable)] @ table[~unreachable]
+    a = rows[:, free]
+    used = np.asarray(a.power(2).sum(axis=0)).ravel() > 0
+    a, free = a[:, used], free[used]
+    gram = (a.T @ a).tocsr()
+    anchor = EDGE_ANCHOR * gram.diagonal().mean()
+    system = gram + anchor * sp.identity(len(free), format="csr")
+    for c in range(3):
+        right = a.T @ target[:, c] + anchor * table[free, c]
+        table[free, c], _ = cg(system, right, x0=table[free, c], rtol=1e-10, maxiter=2000)
+    return LUT(table.reshape(inv.table.shape), inv.domain, shaper=inv.shaper, title=inv.title)
 
 
 def _lattice(nodes: np.ndarray) -> np.ndarray:
