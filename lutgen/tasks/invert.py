@@ -310,6 +310,8 @@ def fit_gamut_edge(lut: LUT, inv: LUT, unreachable: np.ndarray) -> LUT:
     target = x[near] - rows[:, np.flatnonzero(~unreachable)] @ table[~unreachable]
     a = rows[:, free]
     used = np.asarray(a.power(2).sum(axis=0)).ravel() > 0
+    if not used.any():
+        return inv
     a, free = a[:, used], free[used]
     gram = (a.T @ a).tocsr()
     anchor = EDGE_ANCHOR * gram.diagonal().mean()
