@@ -79,8 +79,9 @@ CRUSH_SHARE = 0.2
 """Share of the stretching curve that crowds nodes geometrically at both ends (:func:`stretching_curve`)."""
 CRUSH_SCALE = 1e-4
 """Distance from 0 or 1 (0.026 of an 8-bit code value) below which that crowding stops growing."""
-EDGE_SAMPLES = 129
-"""Forward samples per axis (the centres of a regular grid) that the nodes beyond the gamut are fitted to."""
+EDGE_SAMPLES = (65, 129)
+"""Fewest and most forward samples per axis (the centres of a regular grid) that the nodes beyond the gamut
+are fitted to: twice the inverse's nodes per axis, within these bounds."""
 EDGE_ANCHOR = 0.1
 """Pull of those nodes towards the linear continuation, relative to the mean weight the samples give one."""
 
@@ -290,14 +291,15 @@ def fit_gamut_edge(lut: LUT, inv: LUT, unreachable: np.ndarray) -> LUT:
     colour the LUT never produces: these matter only through the colours inside the cell that it does
     produce. The linear continuation they start from follows a look badly where it squeezes colours
     against the edge of its gamut. Here they are chosen by least squares so that trilinear interpolation
-    of ``inv`` sends ``lut(x)`` back to ``x`` for the forward samples ``x`` (:data:`EDGE_SAMPLES`^3, the
+    of ``inv`` sends ``lut(x)`` back to ``x`` for the forward samples ``x`` (:data:`EDGE_SAMPLES`, the
     centres of a regular grid over the input domain) whose colour falls in such a cell, pulled towards
     the continuation (:data:`EDGE_ANCHOR`); a node no sample's cell touches keeps it, and the reached
     nodes are not changed.
 
     ``unreachable``: ``(N^3,)`` bool over the flat nodes of ``inv.table`` (red fastest).
     """
-    n, m = inv.size, EDGE_SAMPLES
+    n = inv.size
+    m = min(max(2 * n - 1, EDGE_SAMPLES[0]), EDGE_SAMPLES[1])
     lo, hi = lut.input_domain
     x = lo + (hi - lo) * ((grid(m).reshape(-1, 3) * (m - 1) + 0.5) / m)
     y = evaluate(lut, x)
