@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from lutgen.color.sampling import cells, clamped, shaped
 from lutgen.errors import OptionError
 from lutgen.lut import INTERPOLATIONS, LUT, Shaper, grid
 
@@ -48,55 +49,30 @@ _RED_LERPED_MAX_BYTES = 32 << 20
 
 
 # --------------------------------------------------------------------------------------------
-# Per-code tables for integer images (NumPy, float64: the formulas of the Numba kernels' float path)
+# Per-code tables for integer images (float64, by lutgen.color.sampling: the float kernels' formulas)
 # --------------------------------------------------------------------------------------------
 
 
-def _clamped(x: np.ndarray, lo, hi) -> np.ndarray:
-    """``x`` clamped to ``[lo, hi]``; NaN maps to ``lo`` so that it can never index out of bounds."""
-    return np.where(x > lo, np.where(x > hi, hi, x), lo)
-
-
-def _cells(x: np.ndarray, lo, scale, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cell indices (int64, ``0..n-2``) and fractions in ``[0, 1]`` of ``x`` on an ``n``-node axis.
-
-    ``x`` must already be clamped to the axis domain starting at ``lo``; ``scale = (n - 1) / (hi - lo)``.
-    """
-    u = (x - lo) * scale
-    i0 = np.clip(np.floor(u), 0, n - 2)
-    return i0.astype(np.int64), u - i0
-
-
 def _shaped_codes(maxv: int, shaper: Shaper | None) -> np.ndarray:
-    """``(maxv + 1, 3)`` float64: every code value normalised and passed through the shaper, if any.
-
-    Each channel is interpolated linearly in its column, ``s[j] + w * (s[j + 1] - s[j])``, its input
-    clamped to the shaper's domain.
-    """
-    x = np.arange(maxv + 1) / maxv
-    if shaper is None:
-        return np.repeat(x[:, None], 3, axis=1)
-    lo, hi = shaper.domain
-    size = shaper.table.shape[0]
-    j, w = _cells(_clamped(x[:, None], lo, hi), lo, (size - 1) / (hi - lo), size)
-    channel = np.arange(3)
-    below, above = shaper.table[j, channel], shaper.table[j + 1, channel]
-    return below + w * (above - below)
+    """``(maxv + 1, 3)`` float64: every code value normalised and passed through the shaper, if any."""
+    x = np.repeat((np.arange(maxv + 1) / maxv)[:, None], 3, axis=1)
+    return x if shaper is None else shaped(x, shaper.table, shaper.domain)
 
 
-def _code_cells(shaped: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _code_cells(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Cells of shaped values ``(K, 3)`` on an ``n``-node table: indices ``(3, K)`` int64, fractions ``(3, K)``.
 
     Channel-major, so that each channel's lookups are one contiguous row.
     """
-    index, frac = _cells(_clamped(shaped, lo, hi), lo, (n - 1) / (hi - lo), n)
-    return np.ascontiguousarray(index.T), np.ascontiguousarray(frac.T)
+    inside = clamped(values, lo, hi)
+    index, frac = zip(*(cells(inside[:, c], lo[c], hi[c], n) for c in range(3)))
+    return np.stack(index).astype(np.int64), np.stack(frac)
 
 
-def _code_lookup_1d(shaped: np.ndarray, maxv: int, strength: float, dtype) -> np.ndarray:
+def _code_lookup_1d(values: np.ndarray, maxv: int, strength: float, dtype) -> np.ndarray:
     """``(maxv + 1, 3)`` of ``dtype``: the code-to-code table of a 1D-only LUT blended with ``strength``."""
     x = np.arange(maxv + 1)[:, None] / maxv
-    y = shaped if strength == 1.0 else x + strength * (shaped - x)
+    y = values if strength == 1.0 else x + strength * (values - x)
     v = y * maxv
     v = np.where(v > 0.0, v, 0.0)
     v = np.where(v < maxv, v, float(maxv))
@@ -184,16 +160,16 @@ def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, 
     has_table = lut.table is not None
     if flat.dtype in _INTEGER_MAX:
         maxv = _INTEGER_MAX[flat.dtype]
-        shaped = _shaped_codes(maxv, lut.shaper)
+        per_code = _shaped_codes(maxv, lut.shaper)
         if not has_table:
             from lutgen.color import cpu_numba
 
-            lookup = _frozen(_code_lookup_1d(shaped, maxv, strength, flat.dtype))
+            lookup = _frozen(_code_lookup_1d(per_code, maxv, strength, flat.dtype))
             with cpu_numba.kernels_loading():
                 (cpu_numba.apply_codes_1d if parallel else cpu_numba.apply_codes_1d_serial)(flat, out, lookup)
             return
         n = lut.table.shape[0]
-        index, frac = _code_cells(shaped, *lut.domain, n)
+        index, frac = _code_cells(per_code, *lut.domain, n)
         if maxv == 255 and not tetrahedral and n * n * 256 * 3 * 8 <= _RED_LERPED_MAX_BYTES:
             from lutgen.color import cpu_llvm
 
@@ -213,13 +189,21 @@ def _run_kernel(flat: np.ndarray, out: np.ndarray, lut: LUT, tetrahedral: bool, 
     from lutgen.color import cpu_numba
 
     has_shaper = lut.shaper is not None
-    shaper = _frozen(lut.shaper.table if has_shaper else np.zeros((2, 3)))
-    shaper_lo, shaper_hi = (_frozen(bound) for bound in (lut.shaper.domain if has_shaper else lut.domain))
-    lo, hi = (_frozen(bound) for bound in lut.domain)
-    table = _frozen(lut.table if has_table else np.zeros((2, 2, 2, 3)))
+    shaper = lut.shaper if has_shaper else Shaper(np.zeros((2, 3)), lut.domain)
+    table = lut.table if has_table else np.zeros((2, 2, 2, 3))
+    n = table.shape[0]
+    shaping = (has_shaper, _frozen(shaper.table), *_axis_bounds(shaper.domain, shaper.table.shape[0]))
+    lattice = (has_table, _frozen(table.reshape(-1)), n, *_axis_bounds(lut.domain, n))
     kernel = cpu_numba.apply_float if parallel else cpu_numba.apply_float_serial
     with cpu_numba.kernels_loading():
-        kernel(flat, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength, tetrahedral)
+        kernel(flat, out, shaping, lattice, strength, tetrahedral)
+
+
+def _axis_bounds(domain: np.ndarray, nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lo, hi, nodes per unit)`` of an axis of ``nodes`` nodes over ``domain`` ``(2, 3)``, each ``(3,)``,
+    as the float kernels take them: ``(nodes - 1) / (hi - lo)`` per channel."""
+    lo, hi = (_frozen(np.asarray(bound, np.float64)) for bound in domain)
+    return lo, hi, _frozen((nodes - 1) / (hi - lo))
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

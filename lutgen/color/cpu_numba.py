@@ -175,7 +175,6 @@ def _to_code(v, maxv):
     return int(v + 0.5)
 
 
-
 # --------------------------------------------------------------------------------------------
 # Kernels over flattened pixels (P, 3): one pixel's work, then a parallel and a serial loop over it
 # --------------------------------------------------------------------------------------------
@@ -229,8 +228,6 @@ def apply_codes_3d_serial(pixels, out, offset, frac, t, n, maxv, strength, tetra
         _grade_3d(pixels, out, p, offset, frac, t, sg, sb, maxv, strength, tetrahedral)
 
 
-
-
 @njit(parallel=True, **_JIT)
 def apply_codes_1d(pixels, out, lookup):
     """Per-channel code lookup ``(maxv + 1, 3)`` on integer pixels ``(P, 3)`` on every kernel thread."""
@@ -248,12 +245,15 @@ def apply_codes_1d_serial(pixels, out, lookup):
 
 
 @njit(inline="always", **_JIT)
-def _float_colour(x0, x1, x2, shaper, shaper_lo, shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table,
-                  strength, tetrahedral):
-    """Shaper and/or 3D table on the float colour ``(x0, x1, x2)`` (float64), as a tuple of 3 float64.
+def _float_pixel(pixels, out, p, shaping, lattice, strength, tetrahedral):
+    """Pixel ``p`` of float ``pixels`` through the shaper and/or 3D table into ``out``, computed in float64.
 
-    ``t`` is the flattened ``n``-node table; ``s_scale``/``t_scale`` the nodes per unit of each channel.
+    ``shaping`` is ``(has_shaper, shaper (M, 3), lo (3,), hi (3,), nodes per unit (3,))`` and ``lattice``
+    ``(has_table, flattened n-node table, n, lo, hi, nodes per unit)``, as :mod:`lutgen.color.cpu` makes them.
     """
+    has_shaper, shaper, shaper_lo, shaper_hi, s_scale = shaping
+    has_table, t, n, lo, hi, t_scale = lattice
+    x0, x1, x2 = np.float64(pixels[p, 0]), np.float64(pixels[p, 1]), np.float64(pixels[p, 2])
     s0, s1, s2 = x0, x1, x2
     if has_shaper:
         s0 = _shape(x0, shaper, shaper_lo[0], shaper_hi[0], s_scale[0], 0)
@@ -265,46 +265,21 @@ def _float_colour(x0, x1, x2, shaper, shaper_lo, shaper_hi, s_scale, has_shaper,
         ib, fb = _cell(_clamp(s2, lo[2], hi[2]), lo[2], t_scale[2], n)
         base = np.uint64(3 * (ir + n * (ig + n * ib)))
         s0, s1, s2 = _interpolate(t, base, np.uint64(3 * n), np.uint64(3 * n * n), fr, fg, fb, tetrahedral)
-    return _blend(x0, s0, strength), _blend(x1, s1, strength), _blend(x2, s2, strength)
-
-
-@njit(**_JIT)
-def _axis_scales(nodes, lo, hi):
-    """``(3,)`` float64: nodes per unit of each channel, ``(nodes - 1) / (hi - lo)``."""
-    scale = np.empty(3)
-    for c in range(3):
-        scale[c] = (nodes - 1) / (hi[c] - lo[c])
-    return scale
+    out[p, 0], out[p, 1], out[p, 2] = _blend(x0, s0, strength), _blend(x1, s1, strength), _blend(x2, s2, strength)
 
 
 @njit(parallel=True, **_JIT_EXACT)
-def apply_float(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
-                 tetrahedral):
+def apply_float(pixels, out, shaping, lattice, strength, tetrahedral):
     """Shaper and/or 3D table on float pixels ``(P, 3)`` on every kernel thread; ``out`` float32 or float64."""
-    n = table.shape[0]
-    t = table.ravel()
-    s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
-    t_scale = _axis_scales(n, lo, hi)
     for p in prange(pixels.shape[0]):
-        out[p, 0], out[p, 1], out[p, 2] = _float_colour(
-            np.float64(pixels[p, 0]), np.float64(pixels[p, 1]), np.float64(pixels[p, 2]), shaper, shaper_lo,
-            shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table, strength, tetrahedral
-        )
+        _float_pixel(pixels, out, p, shaping, lattice, strength, tetrahedral)
 
 
 @njit(**_JIT_EXACT)
-def apply_float_serial(pixels, out, shaper, shaper_lo, shaper_hi, has_shaper, table, lo, hi, has_table, strength,
-                        tetrahedral):
+def apply_float_serial(pixels, out, shaping, lattice, strength, tetrahedral):
     """Shaper and/or 3D table on float pixels ``(P, 3)`` in the calling thread alone."""
-    n = table.shape[0]
-    t = table.ravel()
-    s_scale = _axis_scales(shaper.shape[0], shaper_lo, shaper_hi)
-    t_scale = _axis_scales(n, lo, hi)
     for p in range(pixels.shape[0]):
-        out[p, 0], out[p, 1], out[p, 2] = _float_colour(
-            np.float64(pixels[p, 0]), np.float64(pixels[p, 1]), np.float64(pixels[p, 2]), shaper, shaper_lo,
-            shaper_hi, s_scale, has_shaper, t, n, lo, hi, t_scale, has_table, strength, tetrahedral
-        )
+        _float_pixel(pixels, out, p, shaping, lattice, strength, tetrahedral)
 
 
 _kernels_loaded = False

@@ -38,26 +38,26 @@ def check_size(size: int, option: str = "--size") -> int:
     return size
 
 
-def _clamped(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def clamped(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``x`` ``(P, 3)`` clamped per channel to ``[lo, hi]``, NaN mapped to ``lo`` (as the CPU kernels do)."""
     return np.where(x > lo, np.minimum(x, hi), lo)
 
 
-def _shape(x: np.ndarray, table: np.ndarray, domain: np.ndarray) -> np.ndarray:
+def shaped(x: np.ndarray, table: np.ndarray, domain: np.ndarray) -> np.ndarray:
     """Each channel of ``x`` ``(P, 3)`` through the 1D ``table`` ``(M, 3)`` over ``domain`` ``(2, 3)``."""
-    return _interpolate_1d(_clamped(x, domain[0], domain[1]), table, domain)
+    return _interpolate_1d(clamped(x, domain[0], domain[1]), table, domain)
 
 
 def _interpolate_1d(x: np.ndarray, table: np.ndarray, domain: np.ndarray) -> np.ndarray:
     m = table.shape[0]
     out = np.empty_like(x)
     for c in range(3):
-        i0, f = _cells(x[:, c], domain[0, c], domain[1, c], m)
+        i0, f = cells(x[:, c], domain[0, c], domain[1, c], m)
         out[:, c] = table[i0, c] + f * (table[i0 + 1, c] - table[i0, c])
     return out
 
 
-def _cells(x: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+def cells(x: np.ndarray, lo: float, hi: float, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Cell index ``(P,)`` in ``0..n-2`` and fraction ``(P,)`` of clamped values ``x`` on an ``n``-node axis."""
     u = (x - lo) * ((n - 1) / (hi - lo))
     i0 = np.clip(np.floor(u), 0, n - 2).astype(np.intp)
@@ -68,12 +68,12 @@ def _interpolate_3d(x: np.ndarray, table: np.ndarray, domain: np.ndarray, tetrah
     """The 3D ``table`` ``(N, N, N, 3)`` ``[b, g, r, c]`` over ``domain`` at clamped colours ``x`` ``(P, 3)``."""
     n = table.shape[0]
     flat = table.reshape(-1, 3)
-    x = _clamped(x, domain[0], domain[1])
+    x = clamped(x, domain[0], domain[1])
     index = np.zeros(x.shape[0], dtype=np.intp)
     frac = np.empty_like(x)
     strides = (1, n, n * n)  # red, green, blue steps in the flattened table
     for c in range(3):
-        i0, frac[:, c] = _cells(x[:, c], domain[0, c], domain[1, c], n)
+        i0, frac[:, c] = cells(x[:, c], domain[0, c], domain[1, c], n)
         index += i0 * strides[c]
     if tetrahedral:
         return _tetrahedral(flat, index, frac, strides)
@@ -130,7 +130,7 @@ def evaluate(lut: LUT, rgb, interpolation: str = "trilinear") -> np.ndarray:
         for start in range(0, flat.shape[0], CHUNK):
             x = flat[start:start + CHUNK]
             if lut.shaper is not None:
-                x = _shape(x, lut.shaper.table, lut.shaper.domain)
+                x = shaped(x, lut.shaper.table, lut.shaper.domain)
             if lut.table is not None:
                 x = _interpolate_3d(x, lut.table, lut.domain, tetrahedral)
             out[start:start + CHUNK] = x
