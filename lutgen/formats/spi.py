@@ -38,9 +38,9 @@ from lutgen.lut import LUT, MAX_1D_SIZE, MIN_1D_SIZE, MIN_3D_SIZE, Shaper, grid
 MAX_3D_SIZE = 129
 """The largest ``.spi3d``/``.csp`` lattice read: OpenColorIO's own limit (``Max3DLUTLength``)."""
 HEAD_BYTES = 8 * 2**20
+"""The header of a file must lie within its first bytes (a ``.csp`` pre-LUT line of 65536 values fits)."""
 CAPABILITIES = {"shaper": False}
 """A shaper and a 3D table cannot both be held: the writer samples the whole LUT on one lattice."""
-"""The header of a file must lie within its first bytes (a ``.csp`` pre-LUT line of 65536 values fits)."""
 ROW_BYTES = 256
 """Room per data row when judging a file's size."""
 SLACK_BYTES = 16 * 2**20
