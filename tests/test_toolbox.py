@@ -22,8 +22,8 @@ from lutgen.lut import LUT, UNIT_DOMAIN, Shaper, grid
 from lutgen.tasks import invert as invert_task
 from lutgen.tasks.combine import compose, default_size
 from lutgen.tasks.convert import convert, exact_decimals
-from lutgen.tasks.invert import (inverse, invert, solve_inputs, stretched_nodes, stretching_curve, stretching_shaper,
-                                 why_not_invertible)
+from lutgen.tasks.invert import (best_shaper, inverse, inverse_domain, invert, solve_inputs, stretched_nodes,
+                                 stretching_curve, stretching_shaper, why_not_invertible)
 from lutgen.tasks.mix import blend, mix
 from reference import apply_reference, nonlinear_lut, random_colours, random_shaper, smooth_random_lut
 
@@ -45,6 +45,16 @@ def shaped_lut(seed: int = 0) -> LUT:
 def smooth_invertible_lut(size: int = 17) -> LUT:
     """Per-channel gammas (0.8, 0.9, 1.1) then a mild channel mix whose rows sum to 1."""
     return LUT((grid(size) ** np.array([0.8, 0.9, 1.1])) @ MIX.T)
+
+
+def srgb_eotf_lut(size: int = 8) -> LUT:
+    """The sRGB EOTF (IEC 61966-2-1, in float64, odd-symmetric below 0) per channel, over the per-channel
+    domain of colour-science's ``eotf_sRGB_3D.cube``: one steep curve per channel whose outputs reach 12.8,
+    far beyond the domain it reads."""
+    domain = np.array([[-0.1, -0.15, -0.2], [1.5, 2.0, 3.0]])
+    v = grid(size, domain)
+    a = np.abs(v)
+    return LUT(np.sign(v) * np.where(a <= 0.04045, a / 12.92, ((a + 0.055) / 1.055) ** 2.4), domain)
 
 
 def photos(reduce: int = 8) -> list[np.ndarray]:
@@ -413,11 +423,57 @@ def test_a_shaped_inverse_of_velvia_undoes_it_on_photos():
     """With the shaper, the 65^3 inverse follows Velvia where it crushes saturated colours: combined with
     it, all but a few pixels of the photos come back within 1 code value (the plain 33^3 one: above 75%)."""
     lut = read_lut(VELVIA)
-    inv, _ = inverse(lut, 65, shaper=True)
+    assert best_shaper(lut) == "stretched"
+    inv, _ = inverse(lut, 65, shaper="stretched")
     assert inv.shaper is not None and inv.size == 65
     identity = compose([lut, inv], 33)
     within = [(np.abs(apply_lut_array(im, identity).astype(int) - im).max(-1) <= 1).mean() for im in photos()]
     assert min(within) > 0.995, within
+
+
+def test_a_plain_inverse_takes_every_colour_the_lut_produces():
+    """A LUT may produce colours beyond the domain it reads: its plain inverse is over the domain widened to
+    them (here a doubling, undone exactly by a 9^3 inverse over [0, 2]), not clamped at the domain's edge."""
+    lut = LUT(2.0 * grid(5) - np.array([0.0, 0.5, 0.0]))
+    np.testing.assert_array_equal(inverse_domain(lut), [[0.0, -0.5, 0.0], [2.0, 1.5, 2.0]])
+    inv, unreachable = inverse(lut, 9)
+    np.testing.assert_array_equal(inv.domain, inverse_domain(lut))
+    x = random_colours(2000, np.random.default_rng(4), lut.input_domain, margin=0)
+    np.testing.assert_allclose(evaluate(inv, evaluate(lut, x)), x, rtol=0, atol=1e-9)
+    assert unreachable == 0
+
+
+def test_a_transfer_function_is_undone_exactly_by_the_inverse_that_follows_its_tone_curve():
+    """An sRGB EOTF as a coarse 8^3 table (outputs up to 12.8 over a domain up to 3): a regular lattice in its
+    output cannot follow its inverse (below half of the photos' pixels come back within 1 code value);
+    the shaper that follows its tone curve puts the table's nodes at its outputs of an even lattice in
+    its input, so the table holds that lattice exactly and the photos come back to 0 code values. The
+    trial picks that shaper; the written Resolve-style .cube holds it (one input range for all channels)."""
+    lut = srgb_eotf_lut()
+    assert best_shaper(lut) == "tone"
+    inv, unreachable = inverse(lut, 33, shaper="tone")
+    assert unreachable == 0
+    np.testing.assert_array_equal(inv.shaper.domain, [[lut.table.min()] * 3, [lut.table.max() + 1e-12] * 3])
+    lo, hi = lut.input_domain
+    t = stretched_nodes(33)
+    b, g, r = np.meshgrid(t, t, t, indexing="ij")
+    np.testing.assert_allclose(inv.table, lo + (hi - lo) * np.stack([r, g, b], axis=-1), rtol=0, atol=1e-9)
+    plain, _ = inverse(lut, 33)
+    errors = [[np.abs(apply_lut_array(im, compose([lut, table], 33)).astype(int) - im).max(-1) for im in photos()]
+              for table in (plain, inv)]
+    assert max(np.mean(e <= 1) for e in errors[0]) < 0.5 and max(e.max() for e in errors[0]) > 20  # 28-30 here
+    assert max(e.max() for e in errors[1]) == 0
+
+
+def test_invert_cli_writes_the_tone_curve_shaper(tmp_path):
+    source, output = tmp_path / "eotf.cube", tmp_path / "oetf.cube"
+    write_lut(srgb_eotf_lut(), source, decimals=12)
+    result = run_lutgen("invert", source, "-o", output, "--shaper")
+    assert result.returncode == 0, result.stderr
+    assert "33^3 nodes after a shaper following the LUT's tone curve" in result.stdout
+    identity = compose([read_lut(source), read_lut(output)], 33)
+    for image in photos():
+        assert np.abs(apply_lut_array(image, identity).astype(int) - image).max() <= 1
 
 
 def test_invert_cli_with_a_shaper(tmp_path):

@@ -20,9 +20,10 @@ def invert(
         "produce, inside the domain [default: continue the inverse smoothly, values may leave the domain]."
     ),
     shaper: bool = typer.Option(
-        False, "--shaper", help="Write a 1D shaper before the 3D table, crowding its nodes towards 0 and 1 of "
-        "each channel, where looks crush saturated colours (.cube, .csp or .clf; some applications, ffmpeg "
-        "among them, cannot read a .cube with a shaper)."
+        False, "--shaper", help="Write a 1D shaper before the 3D table: the better, in a trial, of one crowding "
+        "its nodes towards 0 and 1 of each channel, where looks crush saturated colours, and one following "
+        "the LUT's tone curve, for transfer functions such as an sRGB EOTF (.cube, .csp or .clf; some "
+        "applications, ffmpeg among them, cannot read a .cube with a shaper)."
     ),
 ) -> None:
     """Write the LUT that undoes LUT_FILE, with the round-trip error; refuse a LUT that cannot be undone.
@@ -34,12 +35,14 @@ def invert(
     from lutgen.tasks.invert import invert as run_invert
 
     result = run_invert(lut_file, output, size, interpolation, not clamp, shaper)
-    typer.echo(f"wrote {output}: inverse at {result.lut.size}^3 nodes, "
+    shaped = {None: "", "stretched": " after a shaper crowding them towards 0 and 1",
+              "tone": " after a shaper following the LUT's tone curve"}[result.shaper]
+    typer.echo(f"wrote {output}: inverse at {result.lut.size}^3 nodes{shaped}, "
                f"{100 * result.unreachable_share:.1f}% of them out of the LUT's reach "
                f"({'clamped to the nearest' if clamp else 'continued'})")
     typer.echo(f"round trip inverse(LUT(x)) against x: {result.round_trip.describe()}")
     if result.squeezed_share >= 0.01:
+        hint = "" if shaper else " (--shaper puts more of its nodes where looks squeeze)"
         typer.echo(f"warning: {100 * result.squeezed_share:.0f}% of the LUT's cells squeeze colours 20 times or more; "
-                   "no lattice follows the inverse there, so colours from those cells come back only "
-                   f"approximately{'' if shaper else ' (--shaper puts more of its nodes where looks squeeze)'}",
-                   err=True)
+                   "a regular lattice follows the inverse there badly, so colours from those cells may "
+                   f"come back only approximately{hint}", err=True)
