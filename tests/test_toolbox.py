@@ -234,6 +234,28 @@ def test_combine_after_a_1d_lut_samples_the_range_of_its_outputs():
     np.testing.assert_allclose(evaluate(compose([flat, square], 9), x), 0.1, rtol=0, atol=1e-12)
 
 
+def test_combine_samples_the_first_shaper_into_the_table_when_the_chain_undoes_it(tmp_path):
+    """A 5-node curve as a shaper, then its inverse as a 1D LUT: the chain is the identity (to the inverse's
+    sampling, 1e-4), which one plain lattice holds, while a table after the kept shaper would have to follow
+    the inverse's kinks between its nodes. combine keeps the closer of the two, and says so."""
+    knots, values = np.linspace(0, 1, 5), np.array([0.0, 0.4, 0.7, 0.9, 1.0])
+    curve = LUT(grid(2), shaper=Shaper(np.repeat(values[:, None], 3, axis=1)))
+    v = np.linspace(0, 1, 4097)
+    undo = LUT(None, shaper=Shaper(np.repeat(np.interp(v, values, knots)[:, None], 3, axis=1)))
+    write_lut(curve, tmp_path / "curve.cube", decimals=12)
+    write_lut(undo, tmp_path / "undo.cube", decimals=12)
+    x = dense_sample(UNIT_DOMAIN, 20_000)
+    kept = compare(evaluate(compose([curve, undo], 33), x), x)
+    result = run_lutgen("combine", tmp_path / "curve.cube", tmp_path / "undo.cube", "-o", tmp_path / "c.cube")
+    assert result.returncode == 0, result.stderr
+    assert "the first LUT's shaper sampled into the table" in result.stdout
+    combined = read_lut(tmp_path / "c.cube")
+    assert combined.shaper is None and combined.size == 33
+    assert compare(evaluate(combined, x), x).max_code < 0.05 < 1 < kept.max_code  # 1.6 code values kept
+    plain = run_lutgen("combine", VELVIA, HP5, "-o", tmp_path / "v.cube", "--size", "17")
+    assert "sampled" not in plain.stdout  # Velvia has no shaper: nothing to choose
+
+
 def test_combine_cli_prints_the_error_against_the_chain(tmp_path):
     result = run_lutgen("combine", VELVIA, HP5, "-o", tmp_path / "c.cube", "--size", "17")
     assert result.returncode == 0, result.stderr
