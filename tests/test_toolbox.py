@@ -394,6 +394,16 @@ def test_velvia_inverse_measured_on_photos():
     assert min(within) > 0.75 and np.mean(within) > 0.85
 
 
+def test_velvia_folds_some_colours_onto_others():
+    """Why no inverse of Velvia brings every pixel back: it sends the green (20, 105, 4) of mate_raindrops.jpg
+    and another colour nearly 20 code values away to the same output (to 4e-15 of a code value here)."""
+    lut = read_lut(VELVIA)
+    x = np.array([[20.0, 105.0, 4.0]]) / 255
+    other = solve_inputs(lut, evaluate(lut, x))
+    assert np.abs(other - x).max() * 255 > 15
+    assert np.abs(evaluate(lut, other) - evaluate(lut, x)).max() * 255 < 1e-9
+
+
 def test_invert_reports_the_share_of_cells_that_squeeze_colours(tmp_path):
     """Velvia squeezes colours 20 times or more in some cells (Jacobian determinant below 0.05, here from
     central differences of the interpolated LUT at each cell's centre): invert says how many, in a warning;
