@@ -465,7 +465,8 @@ def test_a_shaped_inverse_of_velvia_undoes_it_on_photos():
 
 def test_a_plain_inverse_takes_every_colour_the_lut_produces():
     """A LUT may produce colours beyond the domain it reads: its plain inverse is over the domain widened to
-    them (here a doubling, undone exactly by a 9^3 inverse over [0, 2]), not clamped at the domain's edge."""
+    them (here a doubling, green lowered by 0.5, undone exactly by a 9^3 inverse over [0, 2] and [-0.5, 1.5]
+    for green), not clamped at the domain's edge."""
     lut = LUT(2.0 * grid(5) - np.array([0.0, 0.5, 0.0]))
     np.testing.assert_array_equal(inverse_domain(lut), [[0.0, -0.5, 0.0], [2.0, 1.5, 2.0]])
     inv, unreachable = inverse(lut, 9)
