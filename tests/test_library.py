@@ -226,7 +226,8 @@ class _StopAfter:
 
 def test_an_interrupted_library_resumes_without_redoing_finished_looks(tmp_path, tiny_clip_model, training_folder):
     """Looks a (2 steps), b and c (6 steps), two at a time: stopped after the group's fourth step, when a is
-    written, b has taken 4 steps and c 2; --resume finishes b and c as an uninterrupted run does."""
+    written, b has taken 4 steps and c 2; --resume finishes b and c as an uninterrupted run does (c from the
+    start: its checkpoint is damaged inside, which costs its progress, not the run)."""
     prompts = tmp_path / "looks.csv"
     prompts.write_text("name,prompt,steps\na,warm golden sunset,2\nb,moody teal night,6\nc,faded film,6\n",
                        encoding="utf-8")
@@ -241,11 +242,18 @@ def test_an_interrupted_library_resumes_without_redoing_finished_looks(tmp_path,
     assert json.loads((out / "library.json").read_text())["pending"] == ["b", "c"]
     written = (out / "a.cube").stat().st_mtime_ns
 
+    import torch
+
+    damaged = out / ".lutgen-library" / "checkpoints" / "c.pt"  # loads, its settings match, its state does not fit
+    saved = torch.load(damaged, weights_only=True)
+    saved["state"]["optimizer"]["param_groups"] = []
+    torch.save(saved, damaged)
+
     lines = []
     resumed = library(LibraryOptions(prompts, out, defaults, batch_looks=2, resume=True), echo=lines.append,
                       warn=lines.append)
     assert resumed.skipped == ["a"] and resumed.made == ["b", "c"]
-    assert "b: continuing from step 4 of 6" in lines and "c: continuing from step 2 of 6" in lines
+    assert "b: continuing from step 4 of 6" in lines and "c: its saved progress cannot be used; starting over" in lines
     assert (out / "a.cube").stat().st_mtime_ns == written
     assert not list((out / ".lutgen-library" / "checkpoints").iterdir())
 

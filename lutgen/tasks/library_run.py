@@ -115,11 +115,21 @@ class LibraryRun:
         weights = LossWeights(o.image_smoothness, o.image_regularization, o.black_preservation, o.lut_smoothness,
                               o.highlight_preservation)
         objective = Objective(self.guide, evidence, weights, seed)
-        look = Look.create(planned.name, trainable_lut(o, self.device), sampler, objective, o.learning_rate, o.steps)
+        def fresh() -> Look:
+            return Look.create(planned.name, trainable_lut(o, self.device), sampler, objective, o.learning_rate,
+                               o.steps)
+
+        look = fresh()
         state = records.load_checkpoint(self.output_dir, planned.name, planned.fingerprint) if resume else None
-        if state is not None:
+        if state is None:
+            return look
+        try:
             look.restore(state)
-            self.echo(f"{planned.name}: continuing from step {look.steps_done} of {look.steps}")
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError):
+            # damaged inside although it loads and its settings match: as an unreadable one, the look starts over
+            self.echo(f"{planned.name}: its saved progress cannot be used; starting over")
+            return fresh()
+        self.echo(f"{planned.name}: continuing from step {look.steps_done} of {look.steps}")
         return look
 
     # -- the looks --------------------------------------------------------------------------------
