@@ -252,6 +252,8 @@ def test_combine_samples_the_first_shaper_into_the_table_when_the_chain_undoes_i
     combined = read_lut(tmp_path / "c.cube")
     assert combined.shaper is None and combined.size == 33
     assert compare(evaluate(combined, x), x).max_code < 0.05 < 1 < kept.max_code  # 1.6 code values kept
+    threedl = run_lutgen("combine", tmp_path / "curve.cube", tmp_path / "undo.cube", "-o", tmp_path / "c.3dl")
+    assert "the first LUT's shaper sampled into the table" in threedl.stdout  # .3dl holds no shaper: one table
     plain = run_lutgen("combine", VELVIA, HP5, "-o", tmp_path / "v.cube", "--size", "17")
     assert "sampled" not in plain.stdout  # Velvia has no shaper: nothing to choose
 

@@ -22,6 +22,6 @@ def combine(
     from lutgen.tasks.combine import combine as run_combine
 
     result = run_combine(luts, output, size, interpolation)
-    sampled = ", the first LUT's shaper sampled into the table (closer to the chain)" if result.shaper_sampled else ""
+    sampled = ", the first LUT's shaper sampled into the table" if result.shaper_sampled else ""
     typer.echo(f"wrote {output}: {len(luts)} LUTs combined at {result.size}^3 nodes{sampled}")
     typer.echo(f"against applying them in turn: {result.difference.describe()}")

@@ -41,7 +41,7 @@ def invert(
                f"{100 * result.unreachable_share:.1f}% of them out of the LUT's reach "
                f"({'clamped to the nearest' if clamp else 'continued'})")
     typer.echo(f"round trip inverse(LUT(x)) against x: {result.round_trip.describe()}")
-    if result.squeezed_share >= 0.01:
+    if result.squeezed_share >= 0.01 and result.round_trip.max_code > 1:  # the squeeze explains an error seen
         hint = "" if shaper else " (--shaper puts more of its nodes where looks squeeze)"
         typer.echo(f"warning: {100 * result.squeezed_share:.0f}% of the LUT's cells squeeze colours 20 times or more; "
                    "a regular lattice follows the inverse there badly, so colours from those cells may "

@@ -6,10 +6,10 @@ the first LUT's domain, so it is exact at every node; between nodes it interpola
 that costs is measured against applying the LUTs one after another on a dense sample.
 
 When the first LUT has a shaper, the whole chain is also sampled at one plain lattice over its input
-domain, and the closer of the two to the chain is kept: a chain that undoes the first LUT's curve
-(a camera LUT then its inverse) is one smooth function of the input, which the first's shaper would
-make kinked (ARRI's LogC to Rec709, then its inverse: 72% of the photos' pixels within 1 code value
-on the median photo with the shaper kept, 94% as one table).
+domain (the only choice for a format that holds no shaper), and the closer of the two to the chain is
+kept: a chain that undoes the first LUT's curve (a camera LUT then its inverse) is one smooth function
+of the input, which the first's shaper would make kinked (ARRI's LogC to Rec709, then its inverse: 72%
+of the photos' pixels within 1 code value on the median photo with the shaper kept, 94% as one table).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from lutgen.color.sampling import (Difference, check_interpolation, check_size, 
 from lutgen.errors import OptionError
 from lutgen.fileio import ensure_not_input
 from lutgen.formats import format_module, read_lut, write_lut
-from lutgen.tasks.convert import write_options
+from lutgen.tasks.convert import capabilities, write_options
 from lutgen.lut import LUT, SMALLEST_SPAN, grid
 
 LEAST_DEFAULT_SIZE = 33
@@ -98,10 +98,12 @@ def combine(sources: list[Path], output: Path, size: int | None = None,
     size = default_size(luts) if size is None else size
     x = dense_sample(luts[0].input_domain)
     chain = apply_chain(luts, x, interpolation)
-    candidates = [compose(luts, size, interpolation, keep_shaper) for keep_shaper in
-                  ((True, False) if luts[0].shaper is not None else (True,))]
+    module = format_module(output, "write")
+    choices = (True, False) if luts[0].shaper is not None and capabilities(module)["shaper"] else (False,)
+    candidates = [compose(luts, size, interpolation, keep_shaper) for keep_shaper in choices]
     differences = [compare(evaluate(lut, x, interpolation), chain) for lut in candidates]
     best = int(np.argmax([difference.psnr_db for difference in differences]))  # the first on a tie
     combined = candidates[best]
-    write_lut(combined, output, **write_options(format_module(output, 'write'), combined))
-    return Combined(combined, size, differences[best], shaper_sampled=best == 1)
+    write_lut(combined, output, **write_options(module, combined))
+    sampled = luts[0].shaper is not None and not choices[best]
+    return Combined(combined, size, differences[best], shaper_sampled=sampled)

@@ -269,10 +269,6 @@ def _refine(lut: LUT, x: np.ndarray, targets: np.ndarray, interpolation: str, ex
     return x, cost
 
 
-SHAPERS = ("stretched", "tone")
-"""The two shapers a shaped inverse may have: :func:`stretched_placement` and :func:`tone_placement`."""
-
-
 def inverse_domain(lut: LUT) -> np.ndarray:
     """``(2, 3)``: the colours a plain inverse of ``lut`` takes, the LUT's input domain widened, per channel,
     to every value its table holds (a LUT may produce colours beyond the domain it reads, as an sRGB EOTF
@@ -326,6 +322,10 @@ def tone_placement(lut: LUT, size: int, samples: int = SHAPER_SAMPLES) -> tuple[
     return Shaper(table, domain), nodes
 
 
+SHAPERS = {"stretched": stretched_placement, "tone": tone_placement}
+"""The shapers a shaped inverse may have, by name: each places a ``size``^3 table's nodes for a LUT."""
+
+
 def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool = True,
             shaper: str | None = None) -> tuple[LUT, float]:
     """``(inverse LUT, unreachable share)``: a ``size``^3 table over :func:`inverse_domain`, or with ``shaper``
@@ -340,7 +340,7 @@ def inverse(lut: LUT, size: int, interpolation: str = "trilinear", extend: bool 
         table_shaper, domain = None, inverse_domain(lut)
         nodes = domain[0] + (domain[1] - domain[0]) * np.linspace(0.0, 1.0, size)[:, None]
     else:
-        table_shaper, nodes = {"stretched": stretched_placement, "tone": tone_placement}[shaper](lut, size)
+        table_shaper, nodes = SHAPERS[shaper](lut, size)
         domain = UNIT_DOMAIN
     targets = _lattice(nodes)
     x = np.concatenate([solve_inputs(lut, targets[i:i + SOLVE_CHUNK], interpolation, extend)
@@ -367,7 +367,7 @@ def best_shaper(lut: LUT, interpolation: str = "trilinear", extend: bool = True)
     y = evaluate(lut, x, interpolation)
     shares = [np.mean(np.abs(evaluate(inverse(lut, TRIAL_SIZE, interpolation, extend, name)[0], y, interpolation)
                              - x).max(axis=1) <= 1 / 255) for name in SHAPERS]
-    return SHAPERS[int(np.argmax(shares))]
+    return list(SHAPERS)[int(np.argmax(shares))]
 
 
 def fit_gamut_edge(lut: LUT, inv: LUT, unreachable: np.ndarray) -> LUT:
